@@ -9,7 +9,7 @@ cd "$root"
 
 torch_version="2.11.0"
 pyfeat_version="2.1.5"
-debian_packages=(libclang-dev ffmpeg pkg-config)
+debian_packages=(libclang-dev ffmpeg pkg-config fonts-dejavu-core tmux)
 
 missing=()
 for package in "${debian_packages[@]}"; do

@@ -1,10 +1,22 @@
 //! Frame sources: camera, video file or stream, single image and folder of images, behind
 //! one trait so that the pipeline does not care where frames come from.
+//!
+//! This module owns opening inputs and decoding them into upright RGB frames. Face detection,
+//! and what happens to frames afterwards, belongs to the pipeline.
 
-use std::path::Path;
+mod camera;
+mod folder;
+mod still;
+mod video;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use image::RgbImage;
+
+pub use camera::list_cameras;
+pub use still::load_image;
 
 /// One decoded frame, upright (rotation metadata already applied), in RGB.
 #[derive(Clone, Debug)]
@@ -17,4 +29,219 @@ pub struct Frame {
     /// The file the frame came from, for image and folder sources.
     pub path: Option<Arc<Path>>,
     pub image: RgbImage,
+}
+
+/// A source of frames, read one at a time.
+///
+/// Sources are not `Send`, because a camera handle may not be: open each source inside the
+/// thread that reads it.
+pub trait FrameSource {
+    /// Reads the next frame, or returns `Ok(None)` at the end of input.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`CaptureError`]. When [`CaptureError::is_recoverable`] is true, the next call
+    /// goes on with the next item; otherwise the source is finished.
+    fn next_frame(&mut self) -> Result<Option<Frame>, CaptureError>;
+
+    /// Describes the input for people, e.g. `video clip.mp4 (640x360, 23.98 fps)`.
+    fn description(&self) -> String;
+
+    /// Returns true for a camera or network stream, whose frames arrive in real time.
+    fn is_live(&self) -> bool;
+
+    /// Returns the nominal frame rate in frames per second, when the source has one.
+    fn frame_rate(&self) -> Option<f64>;
+}
+
+/// The kind of input to read frames from, as chosen by [`SourceSpec::from_input`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// A camera by its system index (`/dev/video{index}` on Linux).
+    Camera { index: u32 },
+    /// A video file path or a stream URL, decoded by ffmpeg.
+    Video(String),
+    /// A single image file.
+    Image(PathBuf),
+    /// The image files in a folder, in sorted path order.
+    Folder { path: PathBuf, recursive: bool },
+}
+
+/// File extensions (lower case) that mark an input as an image.
+pub(crate) const IMAGE_EXTENSIONS: &[&str] =
+    &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
+
+/// URL schemes that ffmpeg reads as network streams.
+const STREAM_SCHEMES: &[&str] = &[
+    "rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "rtp", "tcp", "srt", "mms", "hls",
+];
+
+impl SourceSpec {
+    /// Classifies a command-line input: a stream URL, a folder, an image or a video file.
+    ///
+    /// A URL with a known stream scheme is a video stream, a folder is a folder source, a path
+    /// with an image extension is an image, and any other existing file is a video. `recursive`
+    /// only matters for folders.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CaptureError::NotFound`] naming the path when it does not exist, and
+    /// [`CaptureError::InvalidInput`] for an empty input.
+    pub fn from_input(input: &str, recursive: bool) -> Result<SourceSpec, CaptureError> {
+        if input.trim().is_empty() {
+            return Err(CaptureError::InvalidInput {
+                input: input.to_owned(),
+                reason: "the input is empty: pass a file, a folder or a stream URL".to_owned(),
+            });
+        }
+        if is_stream_url(input) {
+            return Ok(SourceSpec::Video(input.to_owned()));
+        }
+        let path = PathBuf::from(input);
+        if path.is_dir() {
+            return Ok(SourceSpec::Folder { path, recursive });
+        }
+        if !path.exists() {
+            return Err(CaptureError::NotFound { path });
+        }
+        if has_image_extension(&path) {
+            Ok(SourceSpec::Image(path))
+        } else {
+            Ok(SourceSpec::Video(input.to_owned()))
+        }
+    }
+}
+
+/// Returns true when `input` starts with a network stream scheme such as `rtsp://`.
+pub(crate) fn is_stream_url(input: &str) -> bool {
+    match input.split_once("://") {
+        Some((scheme, _)) => STREAM_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()),
+        None => false,
+    }
+}
+
+/// Returns true when the file name ends in one of [`IMAGE_EXTENSIONS`], in any letter case.
+pub(crate) fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| IMAGE_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str()))
+}
+
+/// Settings for opening a source; only cameras use them today.
+#[derive(Clone, Debug, Default)]
+pub struct CaptureOptions {
+    /// Requested camera resolution (width, height); the closest offered one is used.
+    pub camera_resolution: Option<(u32, u32)>,
+    /// Requested camera frame rate in frames per second; the closest offered one is used.
+    pub camera_fps: Option<u32>,
+}
+
+/// Opens the source that `spec` names.
+///
+/// Image sources decode their file here, so a bad image fails now rather than on the first
+/// [`FrameSource::next_frame`] call.
+///
+/// # Errors
+///
+/// Returns a [`CaptureError`] when the input is missing, cannot be decoded, has no frames, or
+/// when the camera or ffmpeg is unavailable.
+pub fn open_source(
+    spec: &SourceSpec,
+    options: &CaptureOptions,
+) -> Result<Box<dyn FrameSource>, CaptureError> {
+    Ok(match spec {
+        SourceSpec::Camera { index } => Box::new(camera::CameraSource::open(*index, options)?),
+        SourceSpec::Video(input) => Box::new(video::VideoSource::open(input)?),
+        SourceSpec::Image(path) => Box::new(still::StillSource::open(path)?),
+        SourceSpec::Folder { path, recursive } => {
+            Box::new(folder::FolderSource::open(path, *recursive)?)
+        }
+    })
+}
+
+/// A camera that the system reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraInfo {
+    /// Index to pass as [`SourceSpec::Camera`].
+    pub index: u32,
+    pub name: String,
+    /// Driver or bus details, as the platform reports them.
+    pub description: String,
+}
+
+impl fmt::Display for CameraInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.index, self.name)?;
+        if !self.description.is_empty() {
+            write!(f, " ({})", self.description)?;
+        }
+        Ok(())
+    }
+}
+
+/// An error from opening or reading a frame source.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("input '{}' not found: check the path", path.display())]
+    NotFound { path: PathBuf },
+
+    #[error("invalid input '{input}': {reason}")]
+    InvalidInput { input: String, reason: String },
+
+    #[error(
+        "no camera available: {reason}; pass a video or image with `--input FILE`, \
+         or try the demo with `make demo`"
+    )]
+    NoCamera { reason: String },
+
+    #[error("camera {index} failed: {reason}")]
+    Camera { index: u32, reason: String },
+
+    #[error("camera {index} dropped a frame: {reason}")]
+    DroppedFrame { index: u32, reason: String },
+
+    #[error("cannot decode '{}': {reason}", path.display())]
+    Decode { path: PathBuf, reason: String },
+
+    #[error("folder '{}' contains no image files ({}): {}", path.display(), extension_list(), recursive_hint(*recursive))]
+    NoImages { path: PathBuf, recursive: bool },
+
+    #[error("ffmpeg failed on '{input}': {reason}")]
+    Ffmpeg { input: String, reason: String },
+
+    #[error("cannot run '{program}': {source}; install ffmpeg (it provides ffmpeg and ffprobe) and make sure it is on PATH")]
+    FfmpegNotFound {
+        program: &'static str,
+        source: std::io::Error,
+    },
+
+    #[error("cannot read '{}': {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl CaptureError {
+    /// Returns true when the source can go on after this error.
+    ///
+    /// That is the case for one undecodable file inside a folder and for one dropped camera
+    /// frame: the next [`FrameSource::next_frame`] call continues with the next item. A
+    /// pipeline should still give up after many dropped camera frames in a row, because a
+    /// disconnected camera drops every frame.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(self, CaptureError::Decode { .. } | CaptureError::DroppedFrame { .. })
+    }
+}
+
+fn extension_list() -> String {
+    IMAGE_EXTENSIONS.join(", ")
+}
+
+fn recursive_hint(recursive: bool) -> &'static str {
+    if recursive {
+        "add images or pass another folder"
+    } else {
+        "add images, or search subfolders with the recursive option"
+    }
 }

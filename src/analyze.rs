@@ -1,0 +1,159 @@
+//! `moodscope analyze`: the pipeline over any mix of videos, images and folders, without the
+//! dashboard, writing rows and per-source summaries.
+//!
+//! Bad inputs never stop the run: each gets an `error` row and a message naming it, and the
+//! exit code says that some inputs failed.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::capture::SourceSpec;
+use crate::cli::AnalyzeArgs;
+use crate::detect::default_detector_model;
+use crate::model::resolve_device;
+use crate::monitor::{install_interrupt_handler, is_interrupted, RunStatus};
+use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling};
+use crate::record::summary::{render_text, write_summary_csv, SourceSummary};
+use crate::record::Recorder;
+
+/// Runs the analysis.
+///
+/// # Errors
+///
+/// Fails on invalid options, an output that cannot be written, a model that cannot be loaded,
+/// or CUDA asked for but absent. Unreadable inputs are not errors of the run.
+pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
+    args.inference.validate()?;
+    let detector = args.detection.settings()?;
+    let sampling = sampling(args)?;
+    let device = resolve_device(args.inference.device_request())?;
+    crate::pipeline::set_torch_threads(args.inference.threads);
+    let mut recorder = open_output(args)?;
+
+    // Inputs that do not exist get their error row now; the rest go through the pipeline.
+    let mut unreadable = Vec::new();
+    let mut sources = Vec::new();
+    for input in &args.inputs {
+        match SourceSpec::from_input(input, args.recursive) {
+            Ok(spec) => sources.push(spec),
+            Err(error) => {
+                eprintln!("moodscope: {error}");
+                recorder.write_input_error(input, &error.to_string())?;
+                let mut summary = SourceSummary::new(input);
+                summary.add_error();
+                unreadable.push(summary);
+            }
+        }
+    }
+    let mut summaries = if sources.is_empty() {
+        Vec::new()
+    } else {
+        let config = PipelineConfig {
+            sources,
+            capture: Default::default(),
+            detector,
+            detector_model: default_detector_model(),
+            classifier_model: args.inference.model_path(),
+            device,
+            tracker: args.inference.tracker_settings(),
+            detect_every: args.detection.detect_every,
+            sampling,
+            real_time: false,
+            looping: false,
+            no_detect: args.no_detect,
+            no_face_rows: true,
+        };
+        install_interrupt_handler();
+        let (pipeline, events) = Pipeline::start(config, Some(recorder))?;
+        follow_progress(&pipeline, events);
+        let outcome = pipeline.finish();
+        if let Some(failure) = outcome.failure {
+            anyhow::bail!("{failure}");
+        }
+        outcome.sources
+    };
+    summaries.extend(unreadable);
+    report(args, &summaries)
+}
+
+fn sampling(args: &AnalyzeArgs) -> anyhow::Result<Sampling> {
+    match (args.every, args.fps) {
+        (Some(0), _) => anyhow::bail!("invalid --every \"0\": expected 1 or more"),
+        (Some(step), _) => Ok(Sampling::EveryNth(step)),
+        (None, Some(rate)) if !(rate.is_finite() && rate > 0.0) => {
+            anyhow::bail!("invalid --fps \"{rate}\": expected a number of frames per second above 0")
+        }
+        (None, Some(rate)) => Ok(Sampling::PerSecond(rate)),
+        (None, None) => Ok(Sampling::EveryFrame),
+    }
+}
+
+fn open_output(args: &AnalyzeArgs) -> anyhow::Result<Recorder> {
+    let recorder = match &args.output {
+        Some(path) => Recorder::create(path, args.format)?,
+        None => Recorder::from_writer(Box::new(std::io::stdout()), Path::new("stdout"), args.format)?,
+    };
+    Ok(recorder)
+}
+
+/// Shows a progress line on standard error, when it is a terminal, until the input ends.
+fn follow_progress(pipeline: &Pipeline, events: Receiver<PipelineEvent>) {
+    let progress = if std::io::stderr().is_terminal() {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {pos} frames, {per_sec}, {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    loop {
+        if is_interrupted() {
+            progress.println("interrupted: stopping and writing what was analysed");
+            pipeline.control.request_stop();
+            break;
+        }
+        match events.recv_timeout(Duration::from_millis(100)) {
+            Ok(PipelineEvent::Frame(_)) => progress.inc(1),
+            Ok(PipelineEvent::InputError(message)) => progress.println(format!("moodscope: {message}")),
+            Ok(PipelineEvent::EndOfInput | PipelineEvent::Failed(_)) => break,
+            Err(RecvTimeoutError::Timeout) => progress.tick(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    progress.finish_and_clear();
+}
+
+/// Prints the per-source and overall tables and writes the summary CSV.
+fn report(args: &AnalyzeArgs, summaries: &[SourceSummary]) -> anyhow::Result<RunStatus> {
+    let mut overall = SourceSummary::new("all");
+    for summary in summaries {
+        overall.merge(summary);
+    }
+    let mut text = String::new();
+    for summary in summaries {
+        text.push_str(&render_text(summary));
+    }
+    if summaries.len() > 1 {
+        text.push_str(&render_text(&overall));
+    }
+    // Rows on standard output must stay machine-readable, so the tables go to standard error.
+    if args.output.is_some() {
+        print!("{text}");
+    } else {
+        eprint!("{text}");
+    }
+    if let Some(path) = &args.summary {
+        write_summary_csv(path, summaries, &overall)
+            .with_context(|| format!("cannot write the summary \"{}\"", path.display()))?;
+    }
+    if overall.errors > 0 {
+        return Ok(RunStatus::SomeInputsFailed);
+    }
+    Ok(RunStatus::Complete)
+}

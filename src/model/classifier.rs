@@ -1,0 +1,160 @@
+//! The classifier the pipeline calls: a validated model on a device, classifying face crops.
+
+use std::path::Path;
+
+use image::GrayImage;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use super::{checkpoint, preprocess, Architecture, ModelDescription, ModelError, Network};
+use crate::emotion::{EmotionScores, CLASS_COUNT};
+
+/// A loaded emotion network in evaluation mode.
+///
+/// Output probabilities are mapped into [`EmotionScores`] slots in FER-2013 label order;
+/// classes the model was not trained on score 0.
+#[derive(Debug)]
+pub struct Classifier {
+    vs: VarStore,
+    network: Network,
+    description: ModelDescription,
+    device: Device,
+}
+
+impl Classifier {
+    /// Loads a model from its JSON description and the safetensors weights it names.
+    ///
+    /// The weights' tensor names, element types and shapes are checked against the
+    /// architecture before any value is loaded.
+    ///
+    /// # Errors
+    ///
+    /// A [`ModelError`] naming the file and the problem: an unreadable, empty or invalid
+    /// description, an unknown architecture, missing, empty, truncated or non-safetensors
+    /// weights, tensors that do not match the architecture, or a final layer whose output
+    /// count differs from the class list.
+    pub fn load(description_path: &Path, device: Device) -> Result<Classifier, ModelError> {
+        let description = ModelDescription::read(description_path)?;
+        let architecture = description.architecture(description_path)?;
+        let weights_path = description.weights_path(description_path);
+        if !weights_path.is_file() {
+            return Err(ModelError::WeightsMissing {
+                path: weights_path,
+                description: description_path.to_owned(),
+            });
+        }
+        let classes = description.classes.len();
+        let mut vs = VarStore::new(device);
+        let network = Network::new(&vs.root(), architecture, classes as i64);
+        checkpoint::load_weights(&mut vs, &weights_path, architecture, classes)?;
+        vs.freeze();
+        tracing::info!(
+            model = %description_path.display(),
+            %architecture,
+            classes,
+            ?device,
+            "loaded emotion model"
+        );
+        Ok(Classifier { vs, network, description, device })
+    }
+
+    /// Wraps a network built in memory, for evaluation during training.
+    pub(crate) fn from_parts(
+        vs: VarStore,
+        network: Network,
+        description: ModelDescription,
+    ) -> Classifier {
+        let device = vs.device();
+        Classifier { vs, network, description, device }
+    }
+
+    /// Classifies all faces of a frame in one batch; faces of any size are resized to 48x48.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::EmptyFace`] for a crop without pixels, [`ModelError::Torch`] when
+    /// libtorch fails.
+    pub fn classify(&self, faces: &[GrayImage]) -> Result<Vec<EmotionScores>, ModelError> {
+        self.classify_faces(faces, false)
+    }
+
+    /// Classifies faces like [`Classifier::classify`], averaging each face's probabilities
+    /// with those of its horizontal mirror image.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Classifier::classify`].
+    pub fn classify_with_mirror(&self, faces: &[GrayImage]) -> Result<Vec<EmotionScores>, ModelError> {
+        self.classify_faces(faces, true)
+    }
+
+    fn classify_faces(&self, faces: &[GrayImage], mirror: bool) -> Result<Vec<EmotionScores>, ModelError> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pixels = preprocess::faces_to_tensor(faces, self.input_size())?;
+        let probabilities = self.probabilities(&pixels, mirror)?;
+        self.scores_from_probabilities(&probabilities)
+    }
+
+    /// Returns `[N, classes]` softmax probabilities for a `[N, 1, 48, 48]` u8 pixel batch, in
+    /// the model's class order, optionally averaged with the mirrored batch.
+    pub(crate) fn probabilities(&self, pixels: &Tensor, mirror: bool) -> Result<Tensor, ModelError> {
+        let inputs = preprocess::normalise_pixels(pixels, self.description.normalisation)?
+            .f_to_device(self.device)
+            .map_err(ModelError::torch("moving faces to the model's device"))?;
+        tch::no_grad(|| {
+            let probabilities = self.network.forward_t(&inputs, false).f_softmax(-1, Kind::Float);
+            let probabilities = probabilities.map_err(ModelError::torch("running the network"))?;
+            if !mirror {
+                return Ok(probabilities);
+            }
+            let mirrored = inputs.f_flip([3]).map_err(ModelError::torch("mirroring faces"))?;
+            let mirrored = self.network.forward_t(&mirrored, false).f_softmax(-1, Kind::Float);
+            let mirrored = mirrored.map_err(ModelError::torch("running the network"))?;
+            Ok((probabilities + mirrored) * 0.5)
+        })
+    }
+
+    fn scores_from_probabilities(&self, probabilities: &Tensor) -> Result<Vec<EmotionScores>, ModelError> {
+        let rows = Vec::<Vec<f32>>::try_from(probabilities.to_device(Device::Cpu))
+            .map_err(ModelError::torch("reading probabilities"))?;
+        let scores = rows
+            .iter()
+            .map(|row| {
+                let mut slots = [0.0f32; CLASS_COUNT];
+                for (class, &value) in self.description.classes.iter().zip(row) {
+                    slots[class.label()] = value;
+                }
+                EmotionScores(slots)
+            })
+            .collect();
+        Ok(scores)
+    }
+
+    /// Returns the model's description.
+    pub fn description(&self) -> &ModelDescription {
+        &self.description
+    }
+
+    /// Returns the device the model runs on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Returns the side of the square input in pixels (48).
+    pub fn input_size(&self) -> u32 {
+        self.description.input_size
+    }
+
+    /// Returns the architecture of the loaded network.
+    pub fn architecture(&self) -> Architecture {
+        // Checked when the description was read.
+        self.description.architecture.parse().unwrap_or(Architecture::VggFace)
+    }
+
+    /// Returns the var store holding the weights.
+    pub fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+}

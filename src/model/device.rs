@@ -1,0 +1,101 @@
+//! Choice of the libtorch device, which never falls back from CUDA to the CPU silently.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::ModelError;
+
+/// The device a user asked for, before checking that libtorch can use it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceRequest {
+    /// The CPU, with libtorch's intra-op thread pool.
+    #[default]
+    Cpu,
+    /// The CUDA device with this index.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceRequest {
+    type Err = ModelError;
+
+    /// Parses `cpu`, `cuda` (device 0) or `cuda:N`, without regard to case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lower = text.trim().to_ascii_lowercase();
+        let invalid = || ModelError::InvalidDevice { value: text.to_owned() };
+        match lower.as_str() {
+            "cpu" => Ok(DeviceRequest::Cpu),
+            "cuda" => Ok(DeviceRequest::Cuda(0)),
+            _ => {
+                let index = lower.strip_prefix("cuda:").ok_or_else(invalid)?;
+                index.parse().map(DeviceRequest::Cuda).map_err(|_| invalid())
+            }
+        }
+    }
+}
+
+impl fmt::Display for DeviceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceRequest::Cpu => f.write_str("cpu"),
+            DeviceRequest::Cuda(index) => write!(f, "cuda:{index}"),
+        }
+    }
+}
+
+/// Turns a device request into a libtorch device, checking that a CUDA device exists.
+///
+/// # Errors
+///
+/// [`ModelError::CudaUnavailable`] when CUDA is requested and libtorch has no CUDA support, or
+/// no device with the requested index.
+pub fn resolve_device(request: DeviceRequest) -> Result<tch::Device, ModelError> {
+    let DeviceRequest::Cuda(index) = request else {
+        tracing::info!(threads = tch::get_num_threads(), "running the model on the cpu");
+        return Ok(tch::Device::Cpu);
+    };
+    if !tch::Cuda::is_available() {
+        return Err(ModelError::CudaUnavailable {
+            requested: request.to_string(),
+            reason: "libtorch reports no usable CUDA device".to_owned(),
+        });
+    }
+    let count = tch::Cuda::device_count();
+    if index as i64 >= count {
+        return Err(ModelError::CudaUnavailable {
+            requested: request.to_string(),
+            reason: format!("only {count} CUDA device(s) are present"),
+        });
+    }
+    tracing::info!(device = %request, count, "running the model on a CUDA device");
+    Ok(tch::Device::Cuda(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_parses_cpu_and_cuda() {
+        assert_eq!("cpu".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cpu);
+        assert_eq!("CUDA".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cuda(0));
+        assert_eq!("cuda:2".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cuda(2));
+        assert_eq!(DeviceRequest::Cuda(1).to_string(), "cuda:1");
+    }
+
+    #[test]
+    fn device_rejects_unknown_names() {
+        for text in ["gpu", "cuda:", "cuda:x", "cuda:-1", ""] {
+            let error = text.parse::<DeviceRequest>().unwrap_err();
+            assert!(error.to_string().contains("invalid device"), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn missing_cuda_device_is_an_error() {
+        // An index no machine has, so that the check fails also where CUDA works.
+        let error = resolve_device(DeviceRequest::Cuda(999)).unwrap_err();
+        assert!(matches!(error, ModelError::CudaUnavailable { .. }));
+        assert!(error.to_string().contains("CUDA"));
+        assert!(error.to_string().contains("--device cpu"));
+    }
+}

@@ -1,0 +1,288 @@
+//! The network architectures, chosen by name.
+//!
+//! Both take `[N, 1, 48, 48]` float faces and return `[N, classes]` logits.
+//!
+//! - `vggface`: the reference network. Two 5x5 convolutions of 64 channels, two 3x3 of 128 and
+//!   two 3x3 of 256 ('same' padding, with bias), each followed by ReLU and then batch norm;
+//!   after each pair a 2x2 max-pool and dropout 0.5; then dense 128, ReLU, batch norm, dropout
+//!   0.6 and a dense layer to the classes. He-normal (truncated) weights and Keras-like batch
+//!   norm (momentum 0.01 in torch terms, eps 1e-3). About 494 million multiply-adds per face.
+//! - `moodnet` (the default): four stages of two 3x3 conv-BN-ReLU layers with widths
+//!   w, 2w, 4w, 8w, a 2x2 max-pool between stages, global average pooling, dropout 0.3 and one
+//!   linear layer; torch's default initialisation and batch norm settings. `moodnet` is w = 16
+//!   (about 30 million multiply-adds per face); `moodnet-wN` selects another base width N.
+
+use std::fmt;
+use std::str::FromStr;
+
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+/// Side of the square grayscale input, in pixels.
+pub const INPUT_SIZE: u32 = 48;
+
+/// Base width of `moodnet`, chosen from training-time measurements in the model card.
+pub const MOODNET_WIDTH: i64 = 16;
+
+/// A network architecture, by the name stored in model descriptions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    /// The reference VGG-style network.
+    VggFace,
+    /// Our network with the given base width.
+    MoodNet { width: i64 },
+}
+
+impl Architecture {
+    /// Names accepted by [`Architecture::from_str`], for messages.
+    pub const NAMES: &'static str = "\"vggface\", \"moodnet\", \"moodnet-wN\"";
+
+    /// Returns the variable-name prefix of the final layer, whose first dimension is the class
+    /// count.
+    pub fn head_name(self) -> &'static str {
+        match self {
+            Architecture::VggFace => "fc2",
+            Architecture::MoodNet { .. } => "fc",
+        }
+    }
+}
+
+impl FromStr for Architecture {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lower = text.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "vggface" => return Ok(Architecture::VggFace),
+            "moodnet" => return Ok(Architecture::MoodNet { width: MOODNET_WIDTH }),
+            _ => {}
+        }
+        let width = lower.strip_prefix("moodnet-w").and_then(|w| w.parse::<i64>().ok());
+        match width {
+            Some(width) if (4..=256).contains(&width) => Ok(Architecture::MoodNet { width }),
+            _ => Err(format!(
+                "unknown architecture \"{text}\": expected one of {}",
+                Architecture::NAMES
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Architecture::VggFace => f.write_str("vggface"),
+            Architecture::MoodNet { width } if *width == MOODNET_WIDTH => f.write_str("moodnet"),
+            Architecture::MoodNet { width } => write!(f, "moodnet-w{width}"),
+        }
+    }
+}
+
+/// A built network whose variables live in a [`nn::VarStore`].
+#[derive(Debug)]
+pub enum Network {
+    VggFace(VggFace),
+    MoodNet(MoodNet),
+}
+
+impl Network {
+    /// Creates the variables of `architecture` under `root` with `classes` outputs.
+    pub fn new(root: &nn::Path, architecture: Architecture, classes: i64) -> Network {
+        match architecture {
+            Architecture::VggFace => Network::VggFace(VggFace::new(root, classes)),
+            Architecture::MoodNet { width } => Network::MoodNet(MoodNet::new(root, width, classes)),
+        }
+    }
+}
+
+impl ModuleT for Network {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Network::VggFace(net) => net.forward_t(xs, train),
+            Network::MoodNet(net) => net.forward_t(xs, train),
+        }
+    }
+}
+
+/// Counts the trainable parameters and all stored values (adding batch-norm running
+/// statistics, as Keras's "total params" does) of a var store.
+pub fn parameter_counts(vs: &nn::VarStore) -> (i64, i64) {
+    let trainable = vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>();
+    let total = vs.variables().values().map(Tensor::numel).sum::<usize>();
+    (trainable as i64, total as i64)
+}
+
+/// The reference network; see the module documentation.
+#[derive(Debug)]
+pub struct VggFace {
+    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    fc1: nn::Linear,
+    bn7: nn::BatchNorm,
+    fc2: nn::Linear,
+}
+
+/// Keras's batch-norm defaults (momentum 0.99 of the old value, eps 1e-3) in torch terms.
+fn keras_batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
+    let config = nn::BatchNormConfig {
+        momentum: 0.01,
+        eps: 1e-3,
+        ws_init: nn::Init::Const(1.0),
+        ..Default::default()
+    };
+    nn::batch_norm2d(path, channels, config)
+}
+
+impl VggFace {
+    fn new(root: &nn::Path, classes: i64) -> VggFace {
+        let layers = [(1, 64, 5), (64, 64, 5), (64, 128, 3), (128, 128, 3), (128, 256, 3)];
+        let layers = layers.into_iter().chain([(256, 256, 3)]);
+        let convs = layers
+            .enumerate()
+            .map(|(i, (input, output, kernel))| {
+                let config = nn::ConvConfig { padding: kernel / 2, ..Default::default() };
+                let conv = nn::conv2d(root / format!("conv{}", i + 1), input, output, kernel, config);
+                (conv, keras_batch_norm(root / format!("bn{}", i + 1), output))
+            })
+            .collect();
+        let zero_bias = nn::LinearConfig { bs_init: Some(nn::Init::Const(0.0)), ..Default::default() };
+        let flat = 256 * 6 * 6;
+        let fc1 = nn::linear(root / "fc1", flat, 128, zero_bias);
+        let config = nn::BatchNormConfig {
+            momentum: 0.01,
+            eps: 1e-3,
+            ws_init: nn::Init::Const(1.0),
+            ..Default::default()
+        };
+        let bn7 = nn::batch_norm1d(root / "bn7", 128, config);
+        let fc2 = nn::linear(root / "fc2", 128, classes, zero_bias);
+        VggFace { convs, fc1, bn7, fc2 }
+    }
+}
+
+impl ModuleT for VggFace {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut xs = xs.shallow_clone();
+        for (index, (conv, bn)) in self.convs.iter().enumerate() {
+            xs = xs.apply(conv).relu().apply_t(bn, train);
+            if index % 2 == 1 {
+                xs = xs.max_pool2d_default(2).dropout(0.5, train);
+            }
+        }
+        xs.flatten(1, -1)
+            .apply(&self.fc1)
+            .relu()
+            .apply_t(&self.bn7, train)
+            .dropout(0.6, train)
+            .apply(&self.fc2)
+    }
+}
+
+/// Replaces every convolution and dense weight of a var store with He-normal values: a normal
+/// distribution truncated at two standard deviations, scaled so that the truncated values have
+/// standard deviation sqrt(2 / fan_in), as Keras's `he_normal` does.
+pub fn init_he_normal(vs: &nn::VarStore) {
+    // Standard deviation of a unit normal truncated to [-2, 2].
+    const TRUNCATED_STD: f64 = 0.879_625_661_034_239_8;
+    tch::no_grad(|| {
+        for (name, mut weight) in vs.variables() {
+            let size = weight.size();
+            if !name.ends_with(".weight") || size.len() < 2 {
+                continue;
+            }
+            let fan_in: i64 = size[1..].iter().product();
+            let std = (2.0 / fan_in as f64).sqrt() / TRUNCATED_STD;
+            let mut values = Tensor::randn(&size, (Kind::Float, weight.device()));
+            // Redraw the values outside two standard deviations until none are left.
+            for _ in 0..100 {
+                let outside = values.abs().gt(2.0);
+                if outside.sum(Kind::Int64).int64_value(&[]) == 0 {
+                    break;
+                }
+                let redraw = Tensor::randn(&size, (Kind::Float, weight.device()));
+                values = values.where_self(&outside.logical_not(), &redraw);
+            }
+            weight.copy_(&(values.clamp(-2.0, 2.0) * std));
+        }
+    });
+}
+
+/// Our network; see the module documentation.
+#[derive(Debug)]
+pub struct MoodNet {
+    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    fc: nn::Linear,
+}
+
+impl MoodNet {
+    fn new(root: &nn::Path, width: i64, classes: i64) -> MoodNet {
+        let widths = [width, width * 2, width * 4, width * 8];
+        let mut convs = Vec::new();
+        let mut input = 1;
+        for (stage, &output) in widths.iter().enumerate() {
+            for layer in 1..=2 {
+                let prefix = root / format!("stage{}", stage + 1);
+                let config = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
+                let conv = nn::conv2d(&prefix / format!("conv{layer}"), input, output, 3, config);
+                let bn_config = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() };
+                let bn = nn::batch_norm2d(&prefix / format!("bn{layer}"), output, bn_config);
+                convs.push((conv, bn));
+                input = output;
+            }
+        }
+        let fc = nn::linear(root / "fc", input, classes, Default::default());
+        MoodNet { convs, fc }
+    }
+}
+
+impl ModuleT for MoodNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut xs = xs.shallow_clone();
+        let last = self.convs.len() - 1;
+        for (index, (conv, bn)) in self.convs.iter().enumerate() {
+            xs = xs.apply(conv).apply_t(bn, train).relu();
+            if index % 2 == 1 && index != last {
+                xs = xs.max_pool2d_default(2);
+            }
+        }
+        xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(0.3, train).apply(&self.fc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architecture_names_round_trip() {
+        for name in ["vggface", "moodnet", "moodnet-w24"] {
+            let architecture: Architecture = name.parse().unwrap();
+            assert_eq!(architecture.to_string(), name);
+        }
+        assert!("resnet".parse::<Architecture>().is_err());
+        assert!("moodnet-w0".parse::<Architecture>().is_err());
+    }
+
+    #[test]
+    fn networks_output_one_logit_per_class() {
+        for architecture in [Architecture::VggFace, Architecture::MoodNet { width: 8 }] {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let net = Network::new(&vs.root(), architecture, 3);
+            let xs = Tensor::zeros([2, 1, 48, 48], (Kind::Float, tch::Device::Cpu));
+            assert_eq!(net.forward_t(&xs, false).size(), vec![2, 3], "{architecture}");
+        }
+    }
+
+    #[test]
+    fn he_normal_has_expected_spread() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _net = Network::new(&vs.root(), Architecture::VggFace, 7);
+        tch::manual_seed(1);
+        init_he_normal(&vs);
+        let weight = &vs.variables()["conv6.weight"];
+        let expected = (2.0 / (256.0 * 9.0_f64)).sqrt();
+        let std = weight.std(true).double_value(&[]);
+        assert!((std - expected).abs() < 0.02 * expected, "std {std}, expected {expected}");
+        let max = weight.abs().max().double_value(&[]);
+        assert!(max <= 2.0 * expected / 0.8796 + 1e-6, "max {max}");
+    }
+}

@@ -1,0 +1,527 @@
+//! The bodies of the pipeline threads: decode, detect, and classify-track-record.
+//!
+//! Stages pass work down bounded channels, so a slow stage holds back the one before it. For
+//! live sources, and for files played in real time, the decode stage drops a frame rather than
+//! wait, so that what is shown never falls behind the camera.
+
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use image::GrayImage;
+
+use super::StageTimings;
+use super::{Control, FrameReport, PipelineConfig, PipelineEvent, PipelineOutcome, Sampling};
+use crate::capture::{open_source, Frame, SourceSpec};
+use crate::detect::{crop_face, FaceBox, FaceDetector};
+use crate::model::Classifier;
+use crate::record::summary::SourceSummary;
+use crate::record::Recorder;
+use crate::track::Tracker;
+
+/// Share of the face box added on each side before cropping: the detector's boxes are tighter
+/// than the FER-2013 crops, which show the forehead and the chin.
+pub const CROP_MARGIN: f32 = 0.2;
+
+/// How long a paused stage sleeps between looks at the pause flag.
+const PAUSE_POLL: Duration = Duration::from_millis(20);
+
+/// Work passed from the decode stage to the detect stage, and on to the classify stage.
+pub(super) enum Work<F> {
+    Frame {
+        source: usize,
+        frame: F,
+    },
+    /// One unreadable item of a source (a bad file in a folder); the source goes on.
+    InputError {
+        source: usize,
+        message: String,
+    },
+    /// A source that could not be opened or broke off.
+    SourceFailed {
+        source: usize,
+        message: String,
+    },
+    End {
+        dropped_frames: u64,
+    },
+}
+
+/// A decoded frame with the time it took.
+pub(super) struct Decoded {
+    frame: Frame,
+    decode: Duration,
+}
+
+/// A frame with its faces found and cropped.
+pub(super) struct Detected {
+    frame: Frame,
+    faces: Vec<FaceBox>,
+    crops: Vec<GrayImage>,
+    timings: StageTimings,
+}
+
+/// Reads every source in turn (again and again when looping) and sends its frames on.
+pub(super) fn run_decode(
+    config: &PipelineConfig,
+    control: &Control,
+    sender: SyncSender<Work<Decoded>>,
+) {
+    let mut dropped_frames = 0;
+    loop {
+        for (index, spec) in config.sources.iter().enumerate() {
+            if control.is_stop_requested() {
+                break;
+            }
+            let keep_going =
+                decode_source(config, control, index, spec, &sender, &mut dropped_frames);
+            if !keep_going {
+                return;
+            }
+        }
+        if !config.looping || control.is_stop_requested() {
+            break;
+        }
+    }
+    let _ = sender.send(Work::End { dropped_frames });
+}
+
+/// Sends the frames of one source; returns false when the next stage has gone away.
+fn decode_source(
+    config: &PipelineConfig,
+    control: &Control,
+    index: usize,
+    spec: &SourceSpec,
+    sender: &SyncSender<Work<Decoded>>,
+    dropped_frames: &mut u64,
+) -> bool {
+    let mut source = match open_source(spec, &config.capture) {
+        Ok(source) => source,
+        Err(error) => {
+            let message = error.to_string();
+            return sender
+                .send(Work::SourceFailed {
+                    source: index,
+                    message,
+                })
+                .is_ok();
+        }
+    };
+    tracing::info!("reading {}", source.description());
+    let drop_when_busy = config.real_time || source.is_live();
+    let mut pacer = Pacer::new(config.real_time && !source.is_live());
+    let mut sampler = Sampler::new(config.sampling);
+    loop {
+        if !wait_while_paused(control, &mut pacer) {
+            return true;
+        }
+        let started = Instant::now();
+        let frame = match source.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return true,
+            Err(error) => {
+                let message = error.to_string();
+                let work = if error.is_recoverable() {
+                    Work::InputError {
+                        source: index,
+                        message,
+                    }
+                } else {
+                    Work::SourceFailed {
+                        source: index,
+                        message,
+                    }
+                };
+                let recoverable = error.is_recoverable();
+                if sender.send(work).is_err() {
+                    return false;
+                }
+                if recoverable {
+                    continue;
+                }
+                return true;
+            }
+        };
+        let decode = started.elapsed();
+        if !sampler.accepts(&frame) {
+            continue;
+        }
+        pacer.wait_for(frame.timestamp);
+        let work = Work::Frame {
+            source: index,
+            frame: Decoded { frame, decode },
+        };
+        if drop_when_busy {
+            match sender.try_send(work) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => *dropped_frames += 1,
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        } else if sender.send(work).is_err() {
+            return false;
+        }
+    }
+}
+
+/// Sleeps while the run is paused; returns false when a stop is requested.
+fn wait_while_paused(control: &Control, pacer: &mut Pacer) -> bool {
+    let paused_at = Instant::now();
+    while control.is_paused() && !control.is_stop_requested() {
+        sleep(PAUSE_POLL);
+    }
+    pacer.shift(paused_at.elapsed());
+    !control.is_stop_requested()
+}
+
+/// Holds frames back until their source time has come, for playing files in real time.
+struct Pacer {
+    enabled: bool,
+    /// Wall time and source time of the first frame.
+    origin: Option<(Instant, f64)>,
+}
+
+impl Pacer {
+    fn new(enabled: bool) -> Pacer {
+        Pacer {
+            enabled,
+            origin: None,
+        }
+    }
+
+    fn wait_for(&mut self, timestamp: f64) {
+        if !self.enabled {
+            return;
+        }
+        let (start, first) = *self.origin.get_or_insert((Instant::now(), timestamp));
+        let due = Duration::from_secs_f64((timestamp - first).max(0.0));
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            sleep(wait);
+        }
+    }
+
+    /// Moves the origin later by a pause, so that playback resumes where it stopped.
+    fn shift(&mut self, pause: Duration) {
+        if let Some((start, _)) = &mut self.origin {
+            *start += pause;
+        }
+    }
+}
+
+/// Picks the frames to analyse according to [`Sampling`].
+struct Sampler {
+    sampling: Sampling,
+    seen: u64,
+    next_time: Option<f64>,
+}
+
+impl Sampler {
+    fn new(sampling: Sampling) -> Sampler {
+        Sampler {
+            sampling,
+            seen: 0,
+            next_time: None,
+        }
+    }
+
+    fn accepts(&mut self, frame: &Frame) -> bool {
+        let position = self.seen;
+        self.seen += 1;
+        match self.sampling {
+            Sampling::EveryFrame => true,
+            Sampling::EveryNth(step) => position % u64::from(step.max(1)) == 0,
+            Sampling::PerSecond(rate) => {
+                let next = self.next_time.get_or_insert(frame.timestamp);
+                if frame.timestamp + 1e-9 < *next {
+                    return false;
+                }
+                // Step from the due time, not the frame's, so the rate holds on average.
+                while *next <= frame.timestamp + 1e-9 {
+                    *next += 1.0 / rate;
+                }
+                true
+            }
+        }
+    }
+}
+
+/// Finds and crops the faces of each frame; builds the detector inside this thread because
+/// rustface's detector is not `Send`.
+pub(super) fn run_detect(
+    config: &PipelineConfig,
+    control: &Control,
+    receiver: Receiver<Work<Decoded>>,
+    sender: SyncSender<Work<Detected>>,
+    ready: SyncSender<anyhow::Result<()>>,
+) {
+    let mut detector = if config.no_detect {
+        None
+    } else {
+        match FaceDetector::new(&config.detector_model, &config.detector) {
+            Ok(detector) => Some(detector),
+            Err(error) => {
+                let _ = ready.send(Err(error.into()));
+                return;
+            }
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut finder = FaceFinder {
+        last_faces: Vec::new(),
+        frames_since_detection: 0,
+    };
+    for work in receiver {
+        if control.is_stop_requested() {
+            return;
+        }
+        let next = match work {
+            Work::Frame { source, frame } => {
+                let detected = finder.find(config, detector.as_mut(), frame);
+                Work::Frame {
+                    source,
+                    frame: detected,
+                }
+            }
+            Work::InputError { source, message } => Work::InputError { source, message },
+            Work::SourceFailed { source, message } => Work::SourceFailed { source, message },
+            Work::End { dropped_frames } => Work::End { dropped_frames },
+        };
+        if sender.send(next).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decides when to run the detector and when to keep the faces found last.
+struct FaceFinder {
+    last_faces: Vec<FaceBox>,
+    frames_since_detection: u32,
+}
+
+impl FaceFinder {
+    fn find(
+        &mut self,
+        config: &PipelineConfig,
+        detector: Option<&mut FaceDetector>,
+        decoded: Decoded,
+    ) -> Detected {
+        let Decoded { frame, decode } = decoded;
+        let started = Instant::now();
+        let faces = match detector {
+            None => vec![whole_image_box(&frame)],
+            Some(detector) => {
+                let is_still = frame.path.is_some();
+                let due = self.frames_since_detection + 1 >= config.detect_every.max(1);
+                if is_still || due || self.last_faces.is_empty() {
+                    self.last_faces = detector.detect(&frame.image);
+                    self.frames_since_detection = 0;
+                } else {
+                    self.frames_since_detection += 1;
+                }
+                self.last_faces.clone()
+            }
+        };
+        let input_size = crate::model::INPUT_SIZE as u32;
+        let margin = if config.no_detect { 0.0 } else { CROP_MARGIN };
+        let crops = faces
+            .iter()
+            .map(|face| crop_face(&frame.image, face, margin, input_size))
+            .collect();
+        let timings = StageTimings {
+            decode,
+            detect: started.elapsed(),
+            classify: Duration::ZERO,
+        };
+        Detected {
+            frame,
+            faces,
+            crops,
+            timings,
+        }
+    }
+}
+
+fn whole_image_box(frame: &Frame) -> FaceBox {
+    let (width, height) = frame.image.dimensions();
+    FaceBox {
+        x: 0,
+        y: 0,
+        width,
+        height,
+        score: 0.0,
+    }
+}
+
+/// The last stage: classifies the crops, follows the faces, records rows and reports events.
+pub(super) struct ClassifyStage {
+    pub recorder: Option<Recorder>,
+    pub events: Sender<PipelineEvent>,
+    pub outcome: SyncSender<PipelineOutcome>,
+}
+
+impl ClassifyStage {
+    pub(super) fn run(
+        mut self,
+        config: &PipelineConfig,
+        control: &Control,
+        receiver: Receiver<Work<Detected>>,
+        ready: SyncSender<anyhow::Result<()>>,
+    ) {
+        let classifier = match Classifier::load(&config.classifier_model, config.device) {
+            Ok(classifier) => classifier,
+            Err(error) => {
+                let _ = ready.send(Err(error.into()));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let mut state = ClassifyState {
+            tracker: Tracker::new(config.tracker),
+            summaries: config
+                .sources
+                .iter()
+                .map(|spec| SourceSummary::new(&source_label(spec)))
+                .collect(),
+            frames_seen: 0,
+            dropped_frames: 0,
+            failure: None,
+        };
+        for work in receiver {
+            if control.is_stop_requested() {
+                break;
+            }
+            if let Err(message) = self.handle(config, &classifier, &mut state, work) {
+                state.failure = Some(message.clone());
+                let _ = self.events.send(PipelineEvent::Failed(message));
+                control.request_stop();
+                break;
+            }
+        }
+        if let Some(recorder) = &mut self.recorder {
+            if let Err(error) = recorder.flush() {
+                state.failure = Some(error.to_string());
+                let _ = self.events.send(PipelineEvent::Failed(error.to_string()));
+            }
+        }
+        let outcome = PipelineOutcome {
+            sources: state.summaries,
+            dropped_frames: state.dropped_frames,
+            failure: state.failure,
+        };
+        let _ = self.outcome.send(outcome);
+    }
+
+    /// Handles one piece of work; an error message means the run cannot go on.
+    fn handle(
+        &mut self,
+        config: &PipelineConfig,
+        classifier: &Classifier,
+        state: &mut ClassifyState,
+        work: Work<Detected>,
+    ) -> Result<(), String> {
+        match work {
+            Work::Frame { source, frame } => {
+                let report = state.classify(classifier, frame)?;
+                state.summaries[source].add_frame(&report);
+                if let Some(recorder) = &mut self.recorder {
+                    let label = row_label(&config.sources[source], &report.frame);
+                    recorder
+                        .write_frame(&label, &report, config.no_face_rows)
+                        .map_err(|error| error.to_string())?;
+                }
+                let _ = self.events.send(PipelineEvent::Frame(Box::new(report)));
+            }
+            Work::InputError { source, message } => {
+                self.record_error(config, state, source, &message)?;
+                let _ = self.events.send(PipelineEvent::InputError(message));
+            }
+            Work::SourceFailed { source, message } => {
+                self.record_error(config, state, source, &message)?;
+                // With a single input there is nothing left to show.
+                if config.sources.len() == 1 && state.frames_seen == 0 {
+                    return Err(message);
+                }
+                let _ = self.events.send(PipelineEvent::InputError(message));
+            }
+            Work::End { dropped_frames } => {
+                state.dropped_frames = dropped_frames;
+                let _ = self.events.send(PipelineEvent::EndOfInput);
+            }
+        }
+        Ok(())
+    }
+
+    fn record_error(
+        &mut self,
+        config: &PipelineConfig,
+        state: &mut ClassifyState,
+        source: usize,
+        message: &str,
+    ) -> Result<(), String> {
+        tracing::warn!("{message}");
+        state.summaries[source].add_error();
+        if let Some(recorder) = &mut self.recorder {
+            let label = source_label(&config.sources[source]);
+            recorder
+                .write_input_error(&label, message)
+                .map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+struct ClassifyState {
+    tracker: Tracker,
+    summaries: Vec<SourceSummary>,
+    frames_seen: u64,
+    dropped_frames: u64,
+    failure: Option<String>,
+}
+
+impl ClassifyState {
+    fn classify(
+        &mut self,
+        classifier: &Classifier,
+        detected: Detected,
+    ) -> Result<FrameReport, String> {
+        let Detected {
+            frame,
+            faces,
+            crops,
+            mut timings,
+        } = detected;
+        let started = Instant::now();
+        let scores = classifier
+            .classify(&crops)
+            .map_err(|error| error.to_string())?;
+        timings.classify = started.elapsed();
+        // Still images are unrelated to each other: their faces start new tracks.
+        if frame.path.is_some() {
+            self.tracker.reset();
+        }
+        let faces = self.tracker.update(&faces, &scores);
+        self.frames_seen += 1;
+        Ok(FrameReport {
+            frame,
+            faces,
+            timings,
+        })
+    }
+}
+
+/// Returns the name that rows and summaries give an input.
+pub fn source_label(spec: &SourceSpec) -> String {
+    match spec {
+        SourceSpec::Camera { index } => format!("camera:{index}"),
+        SourceSpec::Video(location) => location.clone(),
+        SourceSpec::Image(path) => path.display().to_string(),
+        SourceSpec::Folder { path, .. } => path.display().to_string(),
+    }
+}
+
+/// Returns the source column of a frame's rows: the image file for folder inputs.
+fn row_label(spec: &SourceSpec, frame: &Frame) -> String {
+    match &frame.path {
+        Some(path) => path.display().to_string(),
+        None => source_label(spec),
+    }
+}

@@ -1,0 +1,1 @@
+//! Training and evaluation of the emotion networks on FER-2013.
