@@ -67,6 +67,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
             looping: false,
             no_detect: args.no_detect,
             no_face_rows: true,
+            annotate: args.annotate.clone(),
         };
         install_interrupt_handler();
         let (pipeline, events) = Pipeline::start(config, Some(recorder))?;

@@ -124,7 +124,9 @@ pub(crate) fn is_stream_url(input: &str) -> bool {
 pub(crate) fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|extension| extension.to_str())
-        .is_some_and(|extension| IMAGE_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str()))
+        .is_some_and(|extension| {
+            IMAGE_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str())
+        })
 }
 
 /// Settings for opening a source; only cameras use them today.
@@ -209,7 +211,7 @@ pub enum CaptureError {
     #[error("ffmpeg failed on '{input}': {reason}")]
     Ffmpeg { input: String, reason: String },
 
-    #[error("cannot run '{program}': {source}; install ffmpeg (it provides ffmpeg and ffprobe) and make sure it is on PATH")]
+    #[error("failed to run '{program}': {source}; install ffmpeg (it provides ffmpeg and ffprobe) and make sure it is on PATH")]
     FfmpegNotFound {
         program: &'static str,
         source: std::io::Error,
@@ -230,7 +232,10 @@ impl CaptureError {
     /// pipeline should still give up after many dropped camera frames in a row, because a
     /// disconnected camera drops every frame.
     pub fn is_recoverable(&self) -> bool {
-        matches!(self, CaptureError::Decode { .. } | CaptureError::DroppedFrame { .. })
+        matches!(
+            self,
+            CaptureError::Decode { .. } | CaptureError::DroppedFrame { .. }
+        )
     }
 }
 
@@ -243,5 +248,114 @@ fn recursive_hint(recursive: bool) -> &'static str {
         "add images or pass another folder"
     } else {
         "add images, or search subfolders with the recursive option"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_input_classifies_stream_urls() {
+        for url in [
+            "rtsp://127.0.0.1:8554/cam",
+            "HTTP://127.0.0.1/live.m3u8",
+            "udp://@:1234",
+        ] {
+            assert_eq!(
+                SourceSpec::from_input(url, false).unwrap(),
+                SourceSpec::Video(url.to_owned()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_input_classifies_files_and_folders() {
+        let folder = tempfile::tempdir().unwrap();
+        let image = folder.path().join("face.JPG");
+        let video = folder.path().join("clip.mkv");
+        let unknown = folder.path().join("recording");
+        for path in [&image, &video, &unknown] {
+            std::fs::write(path, b"x").unwrap();
+        }
+
+        let spec = |path: &Path| SourceSpec::from_input(path.to_str().unwrap(), true).unwrap();
+        assert_eq!(spec(&image), SourceSpec::Image(image.clone()));
+        assert_eq!(
+            spec(&video),
+            SourceSpec::Video(video.to_str().unwrap().to_owned())
+        );
+        assert_eq!(
+            spec(&unknown),
+            SourceSpec::Video(unknown.to_str().unwrap().to_owned())
+        );
+        let expected_folder = SourceSpec::Folder {
+            path: folder.path().to_path_buf(),
+            recursive: true,
+        };
+        assert_eq!(spec(folder.path()), expected_folder);
+    }
+
+    #[test]
+    fn from_input_folder_named_like_image() {
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("x.jpg");
+        std::fs::create_dir(&folder).unwrap();
+        let spec = SourceSpec::from_input(folder.to_str().unwrap(), false).unwrap();
+        assert_eq!(
+            spec,
+            SourceSpec::Folder {
+                path: folder,
+                recursive: false
+            }
+        );
+    }
+
+    #[test]
+    fn from_input_names_missing_path() {
+        let error = SourceSpec::from_input("no/such/clip.mp4", false).unwrap_err();
+        assert!(matches!(error, CaptureError::NotFound { .. }), "{error:?}");
+        assert!(error.to_string().contains("'no/such/clip.mp4'"), "{error}");
+    }
+
+    #[test]
+    fn from_input_rejects_empty_input() {
+        let error = SourceSpec::from_input("  ", false).unwrap_err();
+        assert!(
+            matches!(error, CaptureError::InvalidInput { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn image_extensions_ignore_case() {
+        assert!(has_image_extension(Path::new("a/B.TIFF")));
+        assert!(has_image_extension(Path::new("photo.WebP")));
+        assert!(!has_image_extension(Path::new("clip.mp4")));
+        assert!(!has_image_extension(Path::new("jpg")));
+    }
+
+    #[test]
+    fn only_decode_and_dropped_frame_errors_are_recoverable() {
+        let decode = CaptureError::Decode {
+            path: PathBuf::from("a.png"),
+            reason: "the file is empty".into(),
+        };
+        let missing = CaptureError::NotFound {
+            path: PathBuf::from("a.png"),
+        };
+        assert!(decode.is_recoverable());
+        assert!(!missing.is_recoverable());
+    }
+
+    #[test]
+    fn camera_info_display_names_index_and_device() {
+        let info = CameraInfo {
+            index: 2,
+            name: "USB Camera".into(),
+            description: "uvcvideo".into(),
+        };
+        assert_eq!(info.to_string(), "2: USB Camera (uvcvideo)");
     }
 }

@@ -37,6 +37,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse videos, images and folders without the dashboard, writing one row per face.
     Analyze(AnalyzeArgs),
+    /// Measure per-stage latency and end-to-end frames per second on the demo clip.
+    Bench(crate::bench::BenchArgs),
     /// Train an emotion network on FER-2013.
     Train(crate::train::TrainArgs),
     /// Measure a trained network's accuracy on a labelled data set.
@@ -164,6 +166,10 @@ pub struct AnalyzeArgs {
     /// Write the per-source and overall summary as CSV.
     #[arg(long, value_name = "PATH")]
     pub summary: Option<PathBuf>,
+    /// Save each analysed frame as a PNG with its faces boxed and labelled in this folder:
+    /// one PNG per image, and a subfolder of numbered frames per video.
+    #[arg(long, value_name = "DIR")]
+    pub annotate: Option<PathBuf>,
     #[command(flatten)]
     pub inference: InferenceArgs,
     #[command(flatten)]

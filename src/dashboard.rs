@@ -30,7 +30,7 @@ pub use render::{class_color, render, MIN_HEIGHT, MIN_WIDTH};
 use crate::pipeline::{Control, PipelineEvent};
 use terminal::{TerminalGuard, Tui};
 
-/// How long one loop waits for a key; short enough to pick up frames at camera rate.
+/// Time one loop waits for a key, short enough to pick up frames at camera rate.
 const POLL_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// Shortest time between two draws, which caps drawing at about 30 times a second.
@@ -41,8 +41,8 @@ const MAX_EVENTS_PER_LOOP: usize = 256;
 
 /// Takes over the terminal and shows pipeline events until the user quits.
 ///
-/// Quitting, and any other way out of this function, asks the pipeline to stop. The terminal
-/// is restored on every exit path: normal return, error and panic.
+/// Quitting, and any other way out of this function, a panic included, requests a pipeline
+/// stop. The terminal is restored on every exit path: normal return, error and panic.
 ///
 /// # Errors
 ///
@@ -52,15 +52,28 @@ pub fn run(
     control: Control,
     config: DashboardConfig,
 ) -> anyhow::Result<()> {
-    let mut app = App::new(config, control.clone());
+    let _stop = StopOnDrop(control.clone());
+    let mut app = App::new(config, control);
     let mut guard = TerminalGuard::enter().context("failed to set up the terminal")?;
     let result = run_loop(guard.terminal(), &mut app, &events);
-    control.request_stop();
     let restored = guard.restore().context("failed to restore the terminal");
     result.and(restored)
 }
 
-fn run_loop(terminal: &mut Tui, app: &mut App, events: &Receiver<PipelineEvent>) -> anyhow::Result<()> {
+/// Pipeline control that requests a stop when dropped.
+struct StopOnDrop(Control);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.request_stop();
+    }
+}
+
+fn run_loop(
+    terminal: &mut Tui,
+    app: &mut App,
+    events: &Receiver<PipelineEvent>,
+) -> anyhow::Result<()> {
     let mut is_connected = true;
     let mut needs_draw = true;
     let mut last_draw: Option<Instant> = None;
@@ -79,7 +92,9 @@ fn run_loop(terminal: &mut Tui, app: &mut App, events: &Receiver<PipelineEvent>)
         let is_due = last_draw.is_none_or(|last| now.duration_since(last) >= DRAW_INTERVAL);
         if needs_draw && is_due {
             let start = Instant::now();
-            terminal.draw(|frame| render(frame, app)).context("failed to draw the dashboard")?;
+            terminal
+                .draw(|frame| render(frame, app))
+                .context("failed to draw the dashboard")?;
             app.record_draw_time(start.elapsed());
             last_draw = Some(now);
             needs_draw = false;
@@ -90,7 +105,7 @@ fn run_loop(terminal: &mut Tui, app: &mut App, events: &Receiver<PipelineEvent>)
     Ok(())
 }
 
-/// Applies the pending pipeline events without waiting; returns whether any arrived and
+/// Applies the pending pipeline events without waiting. Returns whether any arrived and
 /// whether the channel is still open.
 fn drain_events(app: &mut App, events: &Receiver<PipelineEvent>) -> (bool, bool) {
     let mut changed = false;
@@ -110,7 +125,7 @@ fn drain_events(app: &mut App, events: &Receiver<PipelineEvent>) -> (bool, bool)
     (changed, true)
 }
 
-/// Waits up to [`POLL_TIMEOUT`] for terminal input and applies all that is pending; returns
+/// Waits up to [`POLL_TIMEOUT`] for terminal input and applies all that is pending. Returns
 /// whether the screen needs drawing again. Resizes need nothing more, because
 /// `Terminal::draw` resizes its buffers to the terminal before each draw.
 fn handle_terminal_events(app: &mut App) -> anyhow::Result<bool> {
@@ -127,7 +142,7 @@ fn handle_terminal_events(app: &mut App) -> anyhow::Result<bool> {
     Ok(changed)
 }
 
-/// Converts a probability to a whole percentage from 0 to 100; NaN gives 0.
+/// Converts a probability to a whole percentage from 0 to 100, and NaN to 0.
 fn percent(probability: f32) -> u32 {
     // `as` maps NaN to 0 and the clamp keeps other values in range.
     (probability * 100.0).round().clamp(0.0, 100.0) as u32

@@ -77,7 +77,11 @@ impl DetectorSettings {
             })
         };
         if self.min_face_size < 20 {
-            return invalid("min_face_size", self.min_face_size.to_string(), "20 or more pixels");
+            return invalid(
+                "min_face_size",
+                self.min_face_size.to_string(),
+                "20 or more pixels",
+            );
         }
         if !(self.score_threshold.is_finite() && self.score_threshold > 0.0) {
             return invalid(
@@ -94,10 +98,18 @@ impl DetectorSettings {
             );
         }
         if !(1..=DETECTOR_WINDOW).contains(&self.slide_window_step) {
-            return invalid("slide_window_step", self.slide_window_step.to_string(), "1 to 40 pixels");
+            return invalid(
+                "slide_window_step",
+                self.slide_window_step.to_string(),
+                "1 to 40 pixels",
+            );
         }
         if self.detect_width != 0 && self.detect_width <= DETECTOR_WINDOW {
-            return invalid("detect_width", self.detect_width.to_string(), "0 (full width) or 41 or more pixels");
+            return invalid(
+                "detect_width",
+                self.detect_width.to_string(),
+                "0 (full width) or 41 or more pixels",
+            );
         }
         Ok(())
     }
@@ -178,7 +190,8 @@ impl FaceDetector {
         // Capping the face size below the short side keeps rustface's smallest pyramid level
         // larger than its window: at exactly the window size, rounding can make a level one
         // pixel too small, and rustface then underflows computing window positions.
-        self.detector.set_max_face_size(gray.width().min(gray.height()) - 1);
+        self.detector
+            .set_max_face_size(gray.width().min(gray.height()) - 1);
         let data = rustface::ImageData::new(gray.as_raw(), gray.width(), gray.height());
         let found = self.detector.detect(&data);
 
@@ -250,4 +263,128 @@ fn clamp_box(
     let right = (right.round() as u32).clamp(x + 1, width);
     let bottom = (bottom.round() as u32).clamp(y + 1, height);
     Some((x, y, right - x, bottom - y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings_with(change: impl FnOnce(&mut DetectorSettings)) -> DetectorSettings {
+        let mut settings = DetectorSettings::default();
+        change(&mut settings);
+        settings
+    }
+
+    #[test]
+    fn default_settings_are_valid() {
+        DetectorSettings::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_setting_and_range() {
+        let cases: [(DetectorSettings, &str); 9] = [
+            (
+                settings_with(|s| s.min_face_size = 19),
+                "min_face_size '19'",
+            ),
+            (
+                settings_with(|s| s.score_threshold = 0.0),
+                "score_threshold '0'",
+            ),
+            (
+                settings_with(|s| s.score_threshold = f64::NAN),
+                "score_threshold 'NaN'",
+            ),
+            (
+                settings_with(|s| s.pyramid_scale_factor = 1.0),
+                "pyramid_scale_factor '1'",
+            ),
+            (
+                settings_with(|s| s.pyramid_scale_factor = 0.0),
+                "pyramid_scale_factor '0'",
+            ),
+            (
+                settings_with(|s| s.pyramid_scale_factor = f32::NAN),
+                "pyramid_scale_factor 'NaN'",
+            ),
+            (
+                settings_with(|s| s.slide_window_step = 0),
+                "slide_window_step '0'",
+            ),
+            (
+                settings_with(|s| s.slide_window_step = 41),
+                "slide_window_step '41'",
+            ),
+            (settings_with(|s| s.detect_width = 40), "detect_width '40'"),
+        ];
+        for (settings, expected) in cases {
+            let message = settings.validate().unwrap_err().to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains("expected"), "{message}");
+        }
+    }
+
+    #[test]
+    fn new_rejects_bad_settings_before_loading() {
+        let settings = settings_with(|s| s.slide_window_step = 0);
+        let Err(error) = FaceDetector::new(Path::new("no/such/model.bin"), &settings) else {
+            panic!("a detector was built with a zero step");
+        };
+        assert!(
+            matches!(error, DetectError::InvalidSetting { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn clamp_box_keeps_boxes_inside() {
+        // Partly outside on the left and top.
+        assert_eq!(
+            clamp_box(-10.0, -5.0, 30.0, 25.0, 100, 50),
+            Some((0, 0, 30, 25))
+        );
+        // Partly outside on the right and bottom.
+        assert_eq!(
+            clamp_box(80.0, 40.0, 130.0, 90.0, 100, 50),
+            Some((80, 40, 20, 10))
+        );
+        // Degenerate boxes grow to 1x1, even at the last pixel.
+        assert_eq!(
+            clamp_box(10.0, 10.0, 10.0, 10.0, 100, 50),
+            Some((10, 10, 1, 1))
+        );
+        assert_eq!(
+            clamp_box(99.6, 49.6, 99.7, 49.7, 100, 50),
+            Some((99, 49, 1, 1))
+        );
+        // Entirely outside.
+        assert_eq!(clamp_box(-30.0, 0.0, -1.0, 10.0, 100, 50), None);
+        assert_eq!(clamp_box(0.0, 50.0, 10.0, 60.0, 100, 50), None);
+    }
+
+    #[test]
+    fn detection_scale_follows_width_and_min_face() {
+        let detector = |settings: DetectorSettings| {
+            FaceDetector::new(&default_detector_model(), &settings).unwrap()
+        };
+        let default = detector(DetectorSettings::default());
+        assert_eq!(default.detection_scale(640), 0.5);
+        assert_eq!(default.detection_scale(320), 1.0);
+        let large_faces = detector(settings_with(|s| {
+            s.min_face_size = 80;
+            s.detect_width = 0;
+        }));
+        assert_eq!(large_faces.detection_scale(640), 0.5);
+        assert_eq!(large_faces.detection_scale(100), 0.5);
+    }
+
+    #[test]
+    fn tiny_and_blank_frames_have_no_faces() {
+        let mut detector =
+            FaceDetector::new(&default_detector_model(), &DetectorSettings::default()).unwrap();
+        for (width, height) in [(1, 1), (40, 40), (41, 41), (320, 41), (41, 240)] {
+            let image = RgbImage::from_pixel(width, height, image::Rgb([90, 90, 90]));
+            assert!(detector.detect(&image).is_empty(), "{width}x{height}");
+        }
+    }
 }

@@ -1,1 +1,38 @@
-fn main() {}
+//! The `moodscope` binary: parses arguments, sets up logging, runs the command and maps the
+//! result to an exit code (0 success, 1 failure, 2 invalid arguments, 3 some inputs failed).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use moodscope::cli::{Cli, Command};
+use moodscope::logging::{self, LogTarget};
+use moodscope::monitor::{self, RunStatus};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let target = match &cli.command {
+        None if !cli.monitor.headless && !cli.monitor.list_cameras => LogTarget::DefaultFile,
+        _ => LogTarget::Stderr,
+    };
+    if let Err(error) = logging::init(&cli.logging, target) {
+        eprintln!("moodscope: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    let result = match &cli.command {
+        None => monitor::run(&cli.monitor),
+        Some(Command::Analyze(args)) => moodscope::analyze::run(args),
+        Some(Command::Bench(args)) => moodscope::bench::run(args),
+        Some(Command::Train(args)) => moodscope::train::run_train(args).map(|()| RunStatus::Complete),
+        Some(Command::Eval(args)) => moodscope::train::run_eval(args).map(|()| RunStatus::Complete),
+    };
+    match result {
+        Ok(RunStatus::Complete) => ExitCode::SUCCESS,
+        Ok(RunStatus::SomeInputsFailed) => ExitCode::from(3),
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("moodscope: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -23,13 +23,14 @@ pub use checkpoint::{
     load_weights, read_safetensors_header, save_weights, validate_weights, variable_shapes,
     TensorHeader,
 };
-pub use classifier::Classifier;
+pub use classifier::{predict_probabilities, Classifier};
+pub(crate) use description::write_atomically;
 pub use description::{
     EvaluationRecord, ModelDescription, Normalisation, TrainingRecord, DESCRIPTION_FORMAT,
 };
 pub use device::{resolve_device, DeviceRequest};
 pub use error::ModelError;
-pub use net::{init_he_normal, parameter_counts, Architecture, Network, MOODNET_WIDTH, INPUT_SIZE};
+pub use net::{init_he_normal, parameter_counts, Architecture, Network, INPUT_SIZE, MOODNET_WIDTH};
 pub use preprocess::{faces_to_tensor, normalise_pixels};
 
 /// File name stem of the shipped seven-class model in the models folder.

@@ -82,6 +82,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
         looping: args.looping,
         no_detect: false,
         no_face_rows: false,
+        annotate: None,
     };
     install_interrupt_handler();
     let (pipeline, events) = Pipeline::start(config, recorder)?;

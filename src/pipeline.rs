@@ -100,6 +100,8 @@ pub struct PipelineConfig {
     pub no_detect: bool,
     /// Record a `no_face` row for each analysed frame without a face.
     pub no_face_rows: bool,
+    /// Folder for annotated pictures of every analysed frame.
+    pub annotate: Option<PathBuf>,
 }
 
 /// Selection of frames to analyse from a video.

@@ -52,29 +52,10 @@ impl CameraSource {
             reason: error.to_string(),
         };
         let any_format = RequestedFormat::new::<RgbFormat>(RequestedFormatType::None);
-        let mut camera = Camera::new(CameraIndex::Index(index), any_format).map_err(camera_error)?;
+        let mut camera =
+            Camera::new(CameraIndex::Index(index), any_format).map_err(camera_error)?;
 
-        let resolution = options.camera_resolution.unwrap_or(DEFAULT_RESOLUTION);
-        let fps = options.camera_fps.unwrap_or(DEFAULT_FPS);
-        let offered = camera.compatible_camera_formats().map_err(camera_error)?;
-        let Some(chosen) = closest_format(&offered, resolution, fps) else {
-            return Err(CaptureError::Camera {
-                index,
-                reason: "the camera offers no format that can be converted to RGB".into(),
-            });
-        };
-        if (chosen.width(), chosen.height(), chosen.frame_rate()) != (resolution.0, resolution.1, fps)
-        {
-            tracing::warn!(
-                "camera {index} does not offer {}x{} at {fps} fps; using {}x{} at {} fps ({})",
-                resolution.0,
-                resolution.1,
-                chosen.width(),
-                chosen.height(),
-                chosen.frame_rate(),
-                chosen.format()
-            );
-        }
+        let chosen = choose_format(&mut camera, index, options)?;
         let exact = RequestedFormat::new::<RgbFormat>(RequestedFormatType::Exact(chosen));
         camera.set_camera_requset(exact).map_err(camera_error)?;
         camera.open_stream().map_err(camera_error)?;
@@ -86,6 +67,40 @@ impl CameraSource {
             frames_read: 0,
         })
     }
+}
+
+/// Picks the offered format closest to the requested one, and logs when it differs.
+fn choose_format(
+    camera: &mut Camera,
+    index: u32,
+    options: &CaptureOptions,
+) -> Result<CameraFormat, CaptureError> {
+    let resolution = options.camera_resolution.unwrap_or(DEFAULT_RESOLUTION);
+    let fps = options.camera_fps.unwrap_or(DEFAULT_FPS);
+    let offered = camera
+        .compatible_camera_formats()
+        .map_err(|error| CaptureError::Camera {
+            index,
+            reason: error.to_string(),
+        })?;
+    let Some(chosen) = closest_format(&offered, resolution, fps) else {
+        return Err(CaptureError::Camera {
+            index,
+            reason: "the camera offers no format that can be converted to RGB".into(),
+        });
+    };
+    if (chosen.width(), chosen.height(), chosen.frame_rate()) != (resolution.0, resolution.1, fps) {
+        tracing::warn!(
+            "camera {index} does not offer {}x{} at {fps} fps; using {}x{} at {} fps ({})",
+            resolution.0,
+            resolution.1,
+            chosen.width(),
+            chosen.height(),
+            chosen.frame_rate(),
+            chosen.format()
+        );
+    }
+    Ok(chosen)
 }
 
 /// Fails with a plain explanation when there is no camera `index`.
@@ -101,12 +116,19 @@ fn check_camera_exists(index: u32) -> Result<(), CaptureError> {
     }
     let available: Vec<String> = cameras.iter().map(ToString::to_string).collect();
     Err(CaptureError::NoCamera {
-        reason: format!("camera '{index}' not found; available: {}", available.join(", ")),
+        reason: format!(
+            "camera '{index}' not found; available: {}",
+            available.join(", ")
+        ),
     })
 }
 
 /// Picks the RGB-convertible format nearest in resolution, then in frame rate.
-fn closest_format(offered: &[CameraFormat], resolution: (u32, u32), fps: u32) -> Option<CameraFormat> {
+fn closest_format(
+    offered: &[CameraFormat],
+    resolution: (u32, u32),
+    fps: u32,
+) -> Option<CameraFormat> {
     let distance = |format: &CameraFormat| {
         let dx = i64::from(format.width()) - i64::from(resolution.0);
         let dy = i64::from(format.height()) - i64::from(resolution.1);
@@ -126,15 +148,21 @@ impl FrameSource for CameraSource {
             index: self.index,
             reason,
         };
-        let buffer = self.camera.frame().map_err(|error| dropped(error.to_string()))?;
+        let buffer = self
+            .camera
+            .frame()
+            .map_err(|error| dropped(error.to_string()))?;
         let timestamp = self.opened_at.elapsed().as_secs_f64();
         // nokhwa decodes into its own `image` version, so the pixels move over as raw bytes.
         let decoded = buffer
             .decode_image::<RgbFormat>()
             .map_err(|error| dropped(error.to_string()))?;
         let (width, height) = (decoded.width(), decoded.height());
-        let image = RgbImage::from_raw(width, height, decoded.into_raw())
-            .ok_or_else(|| dropped(format!("the decoded {width}x{height} frame has the wrong size")))?;
+        let image = RgbImage::from_raw(width, height, decoded.into_raw()).ok_or_else(|| {
+            dropped(format!(
+                "the decoded {width}x{height} frame has the wrong size"
+            ))
+        })?;
         let frame = Frame {
             index: self.frames_read,
             timestamp,
@@ -162,5 +190,50 @@ impl FrameSource for CameraSource {
 
     fn frame_rate(&self) -> Option<f64> {
         Some(f64::from(self.camera.camera_format().frame_rate()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nokhwa::utils::{FrameFormat, Resolution};
+
+    use super::*;
+
+    fn format(width: u32, height: u32, fps: u32, fourcc: FrameFormat) -> CameraFormat {
+        CameraFormat::new(Resolution::new(width, height), fourcc, fps)
+    }
+
+    #[test]
+    fn closest_format_prefers_resolution_then_fps() {
+        let offered = [
+            format(1280, 720, 30, FrameFormat::MJPEG),
+            format(640, 480, 15, FrameFormat::YUYV),
+            format(640, 480, 30, FrameFormat::MJPEG),
+            format(320, 240, 30, FrameFormat::MJPEG),
+        ];
+        assert_eq!(closest_format(&offered, (640, 480), 30), Some(offered[2]));
+        assert_eq!(closest_format(&offered, (600, 450), 14), Some(offered[1]));
+        assert_eq!(closest_format(&offered, (1920, 1080), 60), Some(offered[0]));
+    }
+
+    #[test]
+    fn closest_format_is_none_without_formats() {
+        assert_eq!(closest_format(&[], (640, 480), 30), None);
+    }
+
+    /// This machine may have no camera; opening one must then explain that in plain words.
+    #[test]
+    fn missing_camera_error_suggests_file_input() {
+        let cameras = list_cameras().unwrap_or_default();
+        if cameras.iter().any(|camera| camera.index == 0) {
+            return;
+        }
+        let Err(error) = CameraSource::open(0, &CaptureOptions::default()) else {
+            panic!("camera 0 opened although the system lists no camera 0");
+        };
+        let message = error.to_string();
+        assert!(matches!(error, CaptureError::NoCamera { .. }), "{error:?}");
+        assert!(message.contains("--input FILE"), "{message}");
+        assert!(message.contains("make demo"), "{message}");
     }
 }

@@ -106,7 +106,11 @@ impl FrameSource for FolderSource {
     }
 
     fn description(&self) -> String {
-        let scope = if self.recursive { ", with subfolders" } else { "" };
+        let scope = if self.recursive {
+            ", with subfolders"
+        } else {
+            ""
+        };
         format!(
             "folder {} ({} images{scope})",
             self.root.display(),
@@ -120,5 +124,97 @@ impl FrameSource for FolderSource {
 
     fn frame_rate(&self) -> Option<f64> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a 4x4 image whose pixels all have the value `shade`.
+    fn write_image(path: &Path, shade: u8) {
+        image::RgbImage::from_pixel(4, 4, image::Rgb([shade; 3]))
+            .save(path)
+            .unwrap();
+    }
+
+    fn read_all(source: &mut FolderSource) -> (Vec<Frame>, Vec<CaptureError>) {
+        let (mut frames, mut errors) = (Vec::new(), Vec::new());
+        loop {
+            match source.next_frame() {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => return (frames, errors),
+                Err(error) if error.is_recoverable() => errors.push(error),
+                Err(error) => panic!("unrecoverable error {error}"),
+            }
+        }
+    }
+
+    fn file_names(frames: &[Frame]) -> Vec<String> {
+        let name = |frame: &Frame| {
+            let path = frame.path.as_deref().unwrap();
+            path.file_name().unwrap().to_string_lossy().into_owned()
+        };
+        frames.iter().map(name).collect()
+    }
+
+    #[test]
+    fn images_come_in_sorted_order() {
+        let folder = tempfile::tempdir().unwrap();
+        for (name, shade) in [("b.png", 2), ("a.PNG", 1), ("c.bmp", 3)] {
+            write_image(&folder.path().join(name), shade);
+        }
+        std::fs::write(folder.path().join("notes.txt"), "not an image").unwrap();
+
+        let mut source = FolderSource::open(folder.path(), false).unwrap();
+        let (frames, errors) = read_all(&mut source);
+        assert!(errors.is_empty());
+        assert_eq!(file_names(&frames), ["a.PNG", "b.png", "c.bmp"]);
+        let indices: Vec<u64> = frames.iter().map(|frame| frame.index).collect();
+        assert_eq!(indices, [0, 1, 2]);
+        assert_eq!(frames[1].image.get_pixel(0, 0).0, [2, 2, 2]);
+    }
+
+    #[test]
+    fn subfolders_only_with_recursive() {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir(folder.path().join("inner")).unwrap();
+        write_image(&folder.path().join("top.png"), 1);
+        write_image(&folder.path().join("inner/deep.png"), 2);
+
+        let mut flat = FolderSource::open(folder.path(), false).unwrap();
+        assert_eq!(file_names(&read_all(&mut flat).0), ["top.png"]);
+        let mut recursive = FolderSource::open(folder.path(), true).unwrap();
+        assert_eq!(
+            file_names(&read_all(&mut recursive).0),
+            ["deep.png", "top.png"]
+        );
+    }
+
+    #[test]
+    fn bad_files_are_recoverable_errors() {
+        let folder = tempfile::tempdir().unwrap();
+        write_image(&folder.path().join("1.png"), 1);
+        std::fs::write(folder.path().join("2.jpg"), b"").unwrap();
+        std::fs::write(folder.path().join("3.png"), b"not a png").unwrap();
+        write_image(&folder.path().join("4.png"), 4);
+
+        let mut source = FolderSource::open(folder.path(), false).unwrap();
+        let (frames, errors) = read_all(&mut source);
+        assert_eq!(file_names(&frames), ["1.png", "4.png"]);
+        assert_eq!(frames[1].index, 1, "the index counts images, not files");
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].to_string().contains("2.jpg"), "{}", errors[0]);
+        assert!(errors[1].to_string().contains("3.png"), "{}", errors[1]);
+    }
+
+    #[test]
+    fn folder_without_images_is_an_error() {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::write(folder.path().join("notes.txt"), "not an image").unwrap();
+        let Err(error) = FolderSource::open(folder.path(), false) else {
+            panic!("a folder without images opened");
+        };
+        assert!(matches!(error, CaptureError::NoImages { .. }), "{error:?}");
     }
 }

@@ -21,7 +21,7 @@ use super::{is_stream_url, CaptureError, Frame, FrameSource};
 /// Number of ffmpeg log lines kept to explain a failure.
 const KEPT_LOG_LINES: usize = 8;
 
-/// What `ffprobe` reports about the first video stream.
+/// Properties of the first video stream, as `ffprobe` reports them.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct StreamInfo {
     /// Frame width after applying the rotation metadata, as ffmpeg outputs it.
@@ -31,7 +31,7 @@ pub(crate) struct StreamInfo {
     /// Rotation from the display matrix or the `rotate` tag, in degrees.
     pub(crate) rotation: i32,
     pub(crate) frame_rate: Option<f64>,
-    /// Presentation time of the stream's first frame in seconds, when the container says.
+    /// Presentation time of the stream's first frame in seconds, when the container stores one.
     pub(crate) start_time: Option<f64>,
 }
 
@@ -72,7 +72,9 @@ pub(crate) fn probe(input: &str) -> Result<StreamInfo, CaptureError> {
     };
     if !output.status.success() {
         let message = last_lines(&String::from_utf8_lossy(&output.stderr), 3);
-        return Err(decode_error(format!("not a readable video (ffprobe: {message})")));
+        return Err(decode_error(format!(
+            "not a readable video (ffprobe: {message})"
+        )));
     }
     let parsed: ProbeOutput = serde_json::from_slice(&output.stdout)
         .map_err(|error| decode_error(format!("unexpected ffprobe output: {error}")))?;
@@ -90,11 +92,18 @@ fn stream_info(stream: ProbeStream) -> Option<StreamInfo> {
     let rotation = rotation_degrees(&stream);
     // ffmpeg rotates frames by the display matrix on output, so a quarter turn swaps the sides.
     let quarter_turn = rotation.rem_euclid(180) == 90;
-    let (width, height) = if quarter_turn { (height, width) } else { (width, height) };
+    let (width, height) = if quarter_turn {
+        (height, width)
+    } else {
+        (width, height)
+    };
     let frame_rate = [&stream.avg_frame_rate, &stream.r_frame_rate]
         .into_iter()
         .find_map(|rate| rate.as_deref().and_then(parse_rational));
-    let start_time = stream.start_time.as_deref().and_then(|text| text.parse().ok());
+    let start_time = stream
+        .start_time
+        .as_deref()
+        .and_then(|text| text.parse().ok());
     Some(StreamInfo {
         width,
         height,
@@ -110,8 +119,15 @@ fn rotation_degrees(stream: &ProbeStream) -> i32 {
         .side_data_list
         .iter()
         .find_map(|side_data| side_data.get("rotation")?.as_f64());
-    let from_tag = || stream.tags.get("rotate").and_then(|text| text.trim().parse::<f64>().ok());
-    from_side_data.or_else(from_tag).map_or(0, |degrees| degrees.round() as i32)
+    let from_tag = || {
+        stream
+            .tags
+            .get("rotate")
+            .and_then(|text| text.trim().parse::<f64>().ok())
+    };
+    from_side_data
+        .or_else(from_tag)
+        .map_or(0, |degrees| degrees.round() as i32)
 }
 
 /// Parses an ffprobe rate such as `24000/1001`; `0/0` (unknown) gives `None`.
@@ -129,7 +145,11 @@ fn spawn_error(program: &'static str, source: io::Error) -> CaptureError {
 
 /// Returns the last `count` non-empty lines of `text`, joined by " / ".
 fn last_lines(text: &str, count: usize) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
     lines[lines.len().saturating_sub(count)..].join(" / ")
 }
 
@@ -229,11 +249,16 @@ impl VideoSource {
         let thread_problems = Arc::clone(&problems);
         let log_thread = std::thread::Builder::new()
             .name("ffmpeg-log".into())
-            .spawn(move || read_log(stderr, sender, thread_problems))
-            .map_err(|source| CaptureError::Io {
-                path: PathBuf::from(input),
-                source,
-            })?;
+            .spawn(move || read_log(stderr, sender, thread_problems));
+        let log_thread = match log_thread {
+            Ok(thread) => thread,
+            Err(source) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let path = PathBuf::from(input);
+                return Err(CaptureError::Io { path, source });
+            }
+        };
         Ok(VideoSource {
             input: input.to_owned(),
             origin: info.start_time,
@@ -255,13 +280,16 @@ impl VideoSource {
     }
 
     /// Builds the error for a failed run, quoting ffmpeg's own messages.
-    fn ffmpeg_error(&self, what: &str) -> CaptureError {
-        let problems = self.problems.lock().unwrap_or_else(|poison| poison.into_inner());
+    fn ffmpeg_error(&self, summary: &str) -> CaptureError {
+        let problems = self
+            .problems
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let log = problems.iter().cloned().collect::<Vec<_>>().join(" / ");
         let reason = if log.is_empty() {
-            what.to_owned()
+            summary.to_owned()
         } else {
-            format!("{what}: {log}")
+            format!("{summary}: {log}")
         };
         CaptureError::Ffmpeg {
             input: self.input.clone(),
@@ -269,8 +297,29 @@ impl VideoSource {
         }
     }
 
-    /// Waits for ffmpeg after its output ended; a failed exit becomes an error.
-    fn finish(&mut self) -> Result<Option<Frame>, CaptureError> {
+    /// Takes the logged facts of the frame just read and checks its size.
+    fn next_show_info(&mut self) -> Result<ShowInfo, CaptureError> {
+        // showinfo logs a frame before ffmpeg writes it, so its line is sent or on its way.
+        let Ok(shown) = self.frame_infos.recv() else {
+            self.finished = true;
+            return Err(self.ffmpeg_error("ffmpeg logged no time for a decoded frame"));
+        };
+        let (width, height) = (self.info.width, self.info.height);
+        if (shown.width, shown.height) != (width, height) {
+            self.finished = true;
+            let change = format!(
+                "the frame size changed from {width}x{height} to {}x{} mid-stream, \
+                 which is not supported",
+                shown.width, shown.height
+            );
+            return Err(self.ffmpeg_error(&change));
+        }
+        Ok(shown)
+    }
+
+    /// Waits for ffmpeg after its output ended. A failed exit, or output that ended inside a
+    /// frame (`partial`), becomes an error.
+    fn finish(&mut self, partial: bool) -> Result<Option<Frame>, CaptureError> {
         self.finished = true;
         let status = self.child.wait().map_err(|source| CaptureError::Io {
             path: PathBuf::from(&self.input),
@@ -280,11 +329,14 @@ impl VideoSource {
         if let Some(thread) = self.log_thread.take() {
             let _ = thread.join();
         }
-        if status.success() {
-            Ok(None)
-        } else {
-            Err(self.ffmpeg_error(&format!("decoding stopped after {} frames ({status})", self.frames_read)))
+        if status.success() && !partial {
+            return Ok(None);
         }
+        let place = if partial { " inside a frame" } else { "" };
+        let frames = self.frames_read;
+        Err(self.ffmpeg_error(&format!(
+            "decoding stopped{place} after {frames} frames ({status})"
+        )))
     }
 }
 
@@ -292,11 +344,25 @@ impl VideoSource {
 fn ffmpeg_command(input: &str) -> Command {
     let mut command = Command::new("ffmpeg");
     command
-        .args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info"])
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-nostats",
+            "-loglevel",
+            "level+info",
+        ])
         // Keep the container's timestamps; the source subtracts the stream's start itself.
         .arg("-copyts")
         .args(["-i", input, "-map", "0:v:0", "-vf", "showinfo"])
-        .args(["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -324,31 +390,16 @@ impl FrameSource for VideoSource {
         }
         let (width, height) = (self.info.width, self.info.height);
         let mut pixels = vec![0; width as usize * height as usize * 3];
-        let filled = read_full(&mut self.stdout, &mut pixels).map_err(|source| CaptureError::Io {
-            path: PathBuf::from(&self.input),
-            source,
-        })?;
-        if filled == 0 {
-            return self.finish();
-        }
+        let filled =
+            read_full(&mut self.stdout, &mut pixels).map_err(|source| CaptureError::Io {
+                path: PathBuf::from(&self.input),
+                source,
+            })?;
         if filled < pixels.len() {
-            self.finished = true;
-            return Err(self.ffmpeg_error("ffmpeg output ended inside a frame"));
+            return self.finish(filled > 0);
         }
 
-        // showinfo logs a frame before ffmpeg writes it, so its line is sent or on its way.
-        let Ok(shown) = self.frame_infos.recv() else {
-            self.finished = true;
-            return Err(self.ffmpeg_error("ffmpeg logged no time for a decoded frame"));
-        };
-        if (shown.width, shown.height) != (width, height) {
-            self.finished = true;
-            let change = format!(
-                "the frame size changed from {width}x{height} to {}x{} mid-stream, which is not supported",
-                shown.width, shown.height
-            );
-            return Err(self.ffmpeg_error(&change));
-        }
+        let shown = self.next_show_info()?;
         let origin = *self.origin.get_or_insert(shown.pts_time);
         let image = RgbImage::from_raw(width, height, pixels)
             .expect("the buffer holds exactly width * height * 3 bytes");
@@ -389,5 +440,226 @@ impl Drop for VideoSource {
         if let Some(thread) = self.log_thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Runs ffmpeg with `arguments` to make a test clip and returns its path.
+    fn make_clip(folder: &Path, name: &str, arguments: &[&str]) -> String {
+        let path = folder.join(name);
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+            .args(arguments)
+            .arg(&path)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "ffmpeg could not make {name}");
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// Makes a 64x48 (landscape) test pattern clip of 10 frames at 10 fps.
+    fn make_landscape_clip(folder: &Path) -> String {
+        let source = [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10",
+            "-frames:v",
+            "10",
+        ];
+        make_clip(
+            folder,
+            "landscape.mp4",
+            &[&source[..], &["-pix_fmt", "yuv420p"]].concat(),
+        )
+    }
+
+    fn read_all(source: &mut VideoSource) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(frame) = source.next_frame().unwrap() {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    #[test]
+    fn parse_showinfo_reads_time_and_size() {
+        let line = "[Parsed_showinfo_0 @ 0x55d] [info] n:   3 pts:  10240 pts_time:1.25 \
+                    pos:  48 fmt:yuv420p sar:1/1 s:48x64 i:P iskey:1 type:I";
+        let expected = ShowInfo {
+            pts_time: 1.25,
+            width: 48,
+            height: 64,
+        };
+        assert_eq!(parse_showinfo(line), Some(expected));
+        assert_eq!(
+            parse_showinfo("[Parsed_showinfo_0 @ 0x55d] [info] config in time_base: 1/10"),
+            None
+        );
+        assert_eq!(parse_showinfo("[info] n: 1 pts_time:0.5 s:2x2"), None);
+    }
+
+    #[test]
+    fn parse_rational_handles_unknown_rates() {
+        assert!((parse_rational("24000/1001").unwrap() - 23.976).abs() < 1e-3);
+        assert_eq!(parse_rational("0/0"), None);
+        assert_eq!(parse_rational("30"), None);
+    }
+
+    #[test]
+    fn rotated_clip_comes_out_rotated() {
+        let folder = tempfile::tempdir().unwrap();
+        let landscape = make_landscape_clip(folder.path());
+        // ffmpeg 5.1 turns the `rotate` tag into a display matrix when copying the stream.
+        let rotated = make_clip(
+            folder.path(),
+            "rotated.mp4",
+            &["-i", &landscape, "-c", "copy", "-metadata:s:v", "rotate=90"],
+        );
+
+        let mut source = VideoSource::open(&rotated).unwrap();
+        assert_eq!(source.info().rotation.abs(), 90);
+        let frames = read_all(&mut source);
+        assert_eq!(frames.len(), 10);
+        for frame in &frames {
+            assert_eq!(frame.image.dimensions(), (48, 64));
+        }
+    }
+
+    #[test]
+    fn timestamps_follow_variable_frame_rate_and_late_start() {
+        let folder = tempfile::tempdir().unwrap();
+        // testsrc counts time in tenths of a second. Frame n is shown at n/10 s, plus 0.5 s from
+        // frame 5 on, and the stream starts at 3 s.
+        let arguments = [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=10",
+            "-frames:v",
+            "10",
+            "-vf",
+            "setpts=N+5*gte(N\\,5)",
+            "-fps_mode",
+            "passthrough",
+            "-output_ts_offset",
+            "3",
+            "-c:v",
+            "mjpeg",
+            "-q:v",
+            "5",
+        ];
+        let clip = make_clip(folder.path(), "vfr.mkv", &arguments);
+
+        let mut source = VideoSource::open(&clip).unwrap();
+        let timestamps: Vec<f64> = read_all(&mut source)
+            .iter()
+            .map(|frame| frame.timestamp)
+            .collect();
+        let expected = [0.0, 0.1, 0.2, 0.3, 0.4, 1.0, 1.1, 1.2, 1.3, 1.4];
+        assert_eq!(timestamps.len(), expected.len(), "{timestamps:?}");
+        for (got, want) in timestamps.iter().zip(expected) {
+            assert!(
+                (got - want).abs() < 0.002,
+                "got {timestamps:?}, expected {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_video_file_names_the_file() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("notes.mp4");
+        std::fs::write(&path, "these are not video frames\n".repeat(50)).unwrap();
+        let Err(error) = VideoSource::open(path.to_str().unwrap()) else {
+            panic!("a text file opened as video");
+        };
+        assert!(matches!(error, CaptureError::Decode { .. }), "{error:?}");
+        assert!(error.to_string().contains("notes.mp4"), "{error}");
+        assert!(error.to_string().contains("ffprobe"), "{error}");
+    }
+
+    #[test]
+    fn missing_video_is_not_found() {
+        let Err(error) = VideoSource::open("no/such/clip.mp4") else {
+            panic!("a missing file opened");
+        };
+        assert!(matches!(error, CaptureError::NotFound { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn ffmpeg_dying_mid_stream_is_an_error() {
+        let folder = tempfile::tempdir().unwrap();
+        let source = [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+            "-frames:v",
+            "600",
+        ];
+        let arguments = [&source[..], &["-pix_fmt", "yuv420p"]].concat();
+        let clip = make_clip(folder.path(), "long.mp4", &arguments);
+
+        let mut video = VideoSource::open(&clip).unwrap();
+        assert!(video.next_frame().unwrap().is_some());
+        let status = Command::new("kill")
+            .args(["-KILL", &video.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // Frames already in the pipe still arrive; then the killed process is reported.
+        let error = loop {
+            match video.next_frame() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("a killed ffmpeg looked like the end of the video"),
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(error, CaptureError::Ffmpeg { .. }), "{error:?}");
+        assert!(error.to_string().contains("long.mp4"), "{error}");
+        assert!(error.to_string().contains("decoding stopped"), "{error}");
+        assert!(video.next_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn dropping_early_stops_ffmpeg() {
+        let folder = tempfile::tempdir().unwrap();
+        // 600 frames of 320x240 RGB are 138 MB, far more than the pipe buffers, so ffmpeg is
+        // still blocked writing when the source is dropped.
+        let source = [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+            "-frames:v",
+            "600",
+        ];
+        let clip = make_clip(
+            folder.path(),
+            "long.mp4",
+            &[&source[..], &["-pix_fmt", "yuv420p"]].concat(),
+        );
+
+        let mut video = VideoSource::open(&clip).unwrap();
+        let pid = video.child.id();
+        assert!(video.next_frame().unwrap().is_some());
+        let started = Instant::now();
+        drop(video);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "dropping took {:?}",
+            started.elapsed()
+        );
+        // A reaped process has no /proc entry; a zombie would keep one.
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "ffmpeg {pid} was not reaped"
+        );
     }
 }

@@ -20,7 +20,7 @@ pub const DEFAULT_HISTORY_SECONDS: f64 = 30.0;
 /// Span of wall-clock time over which the frame rate and the mean stage timings are taken.
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 
-/// What the dashboard shows about the run, besides the frames.
+/// Run details shown in the status lines.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DashboardConfig {
     /// The frame source as the user gave it: camera index, file or folder.
@@ -33,18 +33,18 @@ pub struct DashboardConfig {
     pub history_seconds: f64,
 }
 
-/// Where the pipeline stands, from the events received so far.
+/// Pipeline state, as the events received so far report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RunState {
     /// Frames may still arrive.
     Running,
-    /// The source has no more frames, or the pipeline hung up without saying why.
+    /// The source has no more frames, or the pipeline closed its channel without a reason.
     EndOfInput,
     /// The pipeline stopped on a fatal error with this message.
     Failed(String),
 }
 
-/// What is drawn over the dashboard.
+/// Overlay drawn on top of the dashboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Overlay {
     None,
@@ -70,14 +70,17 @@ pub struct App {
 }
 
 impl App {
-    /// Creates the state for a run; `control` is the pipeline's, used to pause and stop it.
+    /// Creates the state for a run. `control` is the pipeline's, used to pause and stop it.
     ///
     /// A `history_seconds` that is not a positive finite number is replaced by
     /// [`DEFAULT_HISTORY_SECONDS`].
     pub fn new(config: DashboardConfig, control: Control) -> Self {
         let mut window = config.history_seconds;
         if !(window.is_finite() && window > 0.0) {
-            tracing::warn!(history_seconds = window, "invalid history length, using default");
+            tracing::warn!(
+                history_seconds = window,
+                "invalid history length, using default"
+            );
             window = DEFAULT_HISTORY_SECONDS;
         }
         Self {
@@ -130,7 +133,7 @@ impl App {
         }
     }
 
-    /// Maps a key press to its intent and carries it out; returns the intent, if any.
+    /// Maps a key press to its intent and carries it out. Returns the intent, if any.
     pub fn handle_key(&mut self, key: KeyEvent) -> Option<Intent> {
         let intent = input::handle_key(key)?;
         self.handle_intent(intent);
@@ -232,7 +235,7 @@ impl App {
         &self.state
     }
 
-    /// Returns whether frame reading is paused, as the shared pipeline control says.
+    /// Returns whether frame reading is paused, read from the shared pipeline control.
     pub fn is_paused(&self) -> bool {
         self.control.is_paused()
     }
@@ -242,7 +245,7 @@ impl App {
         self.quit_requested
     }
 
-    /// Returns what is drawn over the dashboard.
+    /// Returns the overlay drawn on top of the dashboard.
     pub fn overlay(&self) -> Overlay {
         self.overlay
     }
@@ -283,8 +286,8 @@ impl App {
     }
 }
 
-/// Keeps the selected track id while that face is in the frame; otherwise selects the face
-/// with the lowest id. A frame without faces keeps the selection, so that a face missed by the
+/// Keeps the selected track id while that face is in the frame, and otherwise selects the
+/// face with the lowest id. A frame without faces keeps the selection, so that a face missed by the
 /// detector for a few frames stays selected when it comes back.
 fn follow_selection(selected: Option<u64>, faces: &[TrackedFace]) -> Option<u64> {
     if faces.is_empty() {
@@ -293,5 +296,233 @@ fn follow_selection(selected: Option<u64>, faces: &[TrackedFace]) -> Option<u64>
     match selected {
         Some(id) if faces.iter().any(|face| face.id == id) => Some(id),
         _ => faces.iter().map(|face| face.id).min(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+
+    use super::super::fixture::{self, face, frame_event, HAPPY_SCORES, SAD_SCORES};
+    use super::*;
+    use crate::detect::FaceBox;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn faces(ids: &[u64]) -> Vec<TrackedFace> {
+        ids.iter()
+            .map(|&id| {
+                let x = 100 * u32::try_from(id).unwrap_or(0);
+                let face_box = FaceBox {
+                    x,
+                    y: 50,
+                    width: 80,
+                    height: 80,
+                    score: 0.9,
+                };
+                face(
+                    id,
+                    face_box,
+                    if id % 2 == 0 {
+                        SAD_SCORES
+                    } else {
+                        HAPPY_SCORES
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn timings(milliseconds: u64) -> StageTimings {
+        let duration = Duration::from_millis(milliseconds);
+        StageTimings {
+            decode: duration,
+            detect: 2 * duration,
+            classify: 3 * duration,
+        }
+    }
+
+    #[test]
+    fn tab_cycles_selection_by_id() {
+        let (mut app, _control) = fixture::app();
+        app.handle_event(frame_event(0, 0.0, faces(&[5, 2, 3])));
+        assert_eq!(app.selected_id(), Some(2));
+
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            assert_eq!(app.handle_key(key(KeyCode::Tab)), Some(Intent::NextFace));
+            order.push(app.selected_id());
+        }
+        assert_eq!(order, [Some(3), Some(5), Some(2), Some(3)]);
+
+        app.handle_key(key(KeyCode::BackTab));
+        assert_eq!(app.selected_id(), Some(2));
+        app.handle_key(key(KeyCode::BackTab));
+        assert_eq!(app.selected_id(), Some(5));
+    }
+
+    #[test]
+    fn selection_follows_id_across_frames() {
+        let (mut app, _control) = fixture::app();
+        app.handle_event(frame_event(0, 0.0, faces(&[1, 2, 3])));
+        app.handle_intent(Intent::NextFace);
+        app.handle_intent(Intent::NextFace);
+        assert_eq!(app.selected_id(), Some(3));
+
+        // Same ids in another order, and a new face: the selection stays on track 3.
+        app.handle_event(frame_event(1, 0.1, faces(&[4, 3, 1, 2])));
+        assert_eq!(app.selected_id(), Some(3));
+        assert_eq!(app.selected_face().map(|face| face.id), Some(3));
+    }
+
+    #[test]
+    fn selection_falls_back_when_face_leaves() {
+        let (mut app, _control) = fixture::app();
+        app.handle_event(frame_event(0, 0.0, faces(&[4, 7])));
+        app.handle_intent(Intent::NextFace);
+        assert_eq!(app.selected_id(), Some(7));
+
+        app.handle_event(frame_event(1, 0.1, faces(&[9, 4])));
+        assert_eq!(app.selected_id(), Some(4));
+    }
+
+    #[test]
+    fn empty_frame_keeps_selection() {
+        let (mut app, _control) = fixture::app();
+        app.handle_event(frame_event(0, 0.0, faces(&[1, 2])));
+        app.handle_intent(Intent::NextFace);
+        app.handle_event(frame_event(1, 0.1, Vec::new()));
+
+        assert_eq!(app.selected_id(), Some(2));
+        assert!(app.selected_face().is_none());
+        app.handle_event(frame_event(2, 0.2, faces(&[1, 2])));
+        assert_eq!(app.selected_face().map(|face| face.id), Some(2));
+    }
+
+    #[test]
+    fn tab_without_faces_does_nothing() {
+        let (mut app, _control) = fixture::app();
+        app.handle_intent(Intent::NextFace);
+        assert_eq!(app.selected_id(), None);
+
+        app.handle_event(frame_event(0, 0.0, Vec::new()));
+        app.handle_intent(Intent::PreviousFace);
+        assert_eq!(app.selected_id(), None);
+    }
+
+    #[test]
+    fn space_toggles_pause() {
+        let (mut app, control) = fixture::app();
+
+        app.handle_key(key(KeyCode::Char(' ')));
+        assert!(control.is_paused());
+        assert!(app.is_paused());
+        app.handle_key(key(KeyCode::Char(' ')));
+        assert!(!control.is_paused());
+    }
+
+    #[test]
+    fn quit_keys_request_stop() {
+        let quit_keys = [
+            key(KeyCode::Char('q')),
+            key(KeyCode::Esc),
+            KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
+        ];
+        for quit_key in quit_keys {
+            let (mut app, control) = fixture::app();
+            assert!(!control.is_stop_requested());
+
+            assert_eq!(app.handle_key(quit_key), Some(Intent::Quit));
+            assert!(
+                control.is_stop_requested(),
+                "{quit_key:?} did not stop the pipeline"
+            );
+            assert!(app.is_quit_requested(), "{quit_key:?} did not quit");
+        }
+    }
+
+    #[test]
+    fn question_mark_toggles_help() {
+        let (mut app, control) = fixture::app();
+
+        app.handle_key(key(KeyCode::Char('?')));
+        assert_eq!(app.overlay(), Overlay::Help);
+        app.handle_key(key(KeyCode::Char('?')));
+        assert_eq!(app.overlay(), Overlay::None);
+        assert!(!control.is_stop_requested());
+    }
+
+    #[test]
+    fn fps_counts_last_second() {
+        let (mut app, _control) = fixture::app();
+        let start = Instant::now();
+        for (index, offset) in [0, 400, 800].into_iter().enumerate() {
+            let now = start + Duration::from_millis(offset);
+            app.handle_event_at(frame_event(index as u64, 0.0, Vec::new()), now);
+        }
+        assert_eq!(app.fps(), 3.0);
+
+        app.on_tick(start + Duration::from_millis(1_500));
+        assert_eq!(app.fps(), 1.0);
+        app.on_tick(start + Duration::from_millis(3_000));
+        assert_eq!(app.fps(), 0.0);
+    }
+
+    #[test]
+    fn stage_timings_average_last_second() {
+        let (mut app, _control) = fixture::app();
+        let start = Instant::now();
+        for (index, milliseconds) in [2, 4].into_iter().enumerate() {
+            let mut event = frame_event(index as u64, 0.0, Vec::new());
+            if let PipelineEvent::Frame(report) = &mut event {
+                report.timings = timings(milliseconds);
+            }
+            app.handle_event_at(event, start);
+        }
+        assert_eq!(app.stage_timings(), Some(timings(3)));
+
+        // With no frame in the last second the newest frame's timings remain.
+        app.on_tick(start + Duration::from_secs(5));
+        assert_eq!(app.stage_timings(), Some(timings(4)));
+    }
+
+    #[test]
+    fn disconnect_ends_input_unless_failed() {
+        let (mut app, _control) = fixture::app();
+        app.handle_disconnect();
+        assert_eq!(app.state(), &RunState::EndOfInput);
+
+        let (mut failed, _control) = fixture::app();
+        failed.handle_event(PipelineEvent::Failed("model file truncated".into()));
+        failed.handle_disconnect();
+        failed.handle_event(PipelineEvent::EndOfInput);
+        assert_eq!(
+            failed.state(),
+            &RunState::Failed("model file truncated".into())
+        );
+    }
+
+    #[test]
+    fn input_errors_are_counted() {
+        let (mut app, _control) = fixture::app();
+        app.handle_event(PipelineEvent::InputError("first".into()));
+        app.handle_event(PipelineEvent::InputError("second".into()));
+
+        assert_eq!(app.input_errors(), (2, Some("second")));
+        assert_eq!(app.state(), &RunState::Running);
+    }
+
+    #[test]
+    fn invalid_history_length_uses_default() {
+        for seconds in [f64::NAN, 0.0, -5.0, f64::INFINITY] {
+            let config = DashboardConfig {
+                history_seconds: seconds,
+                ..fixture::config()
+            };
+            let app = App::new(config, Control::default());
+            assert_eq!(app.history().window(), DEFAULT_HISTORY_SECONDS);
+        }
     }
 }

@@ -27,9 +27,13 @@ pub struct History {
 impl History {
     /// Creates an empty history covering `window` seconds of source time.
     ///
-    /// `window` must be positive and finite; `App::new` checks it.
+    /// `window` must be positive and finite, which `App::new` ensures.
     pub fn new(window: f64) -> Self {
-        Self { window, tracks: HashMap::new(), latest_time: None }
+        Self {
+            window,
+            tracks: HashMap::new(),
+            latest_time: None,
+        }
     }
 
     /// Returns the length of the window in seconds.
@@ -51,7 +55,10 @@ impl History {
         self.latest_time = Some(time);
 
         for face in faces {
-            let sample = Sample { time, scores: face.scores };
+            let sample = Sample {
+                time,
+                scores: face.scores,
+            };
             self.tracks.entry(face.id).or_default().push_back(sample);
         }
 
@@ -106,9 +113,20 @@ mod tests {
     use crate::detect::FaceBox;
 
     fn face(id: u64, scores: [f32; CLASS_COUNT]) -> TrackedFace {
-        let face = FaceBox { x: 0, y: 0, width: 10, height: 10, score: 1.0 };
+        let face = FaceBox {
+            x: 0,
+            y: 0,
+            width: 10,
+            height: 10,
+            score: 1.0,
+        };
         let scores = EmotionScores(scores);
-        TrackedFace { id, face, scores, raw: scores }
+        TrackedFace {
+            id,
+            face,
+            scores,
+            raw: scores,
+        }
     }
 
     const HAPPY: [f32; CLASS_COUNT] = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0];

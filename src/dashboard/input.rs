@@ -2,7 +2,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-/// What the user wants done.
+/// Action requested by a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Intent {
     /// Stop the pipeline and leave the dashboard.
@@ -27,7 +27,7 @@ pub const KEY_HELP: [(&str, &str); 6] = [
     ("?", "show or hide this help"),
 ];
 
-/// Maps a key press to its intent; returns `None` for unbound keys and for key releases.
+/// Maps a key press to its intent, or to `None` for unbound keys and key releases.
 ///
 /// Ctrl-C arrives here as a key because raw mode turns off the terminal's SIGINT.
 pub fn handle_key(key: KeyEvent) -> Option<Intent> {
@@ -59,10 +59,19 @@ mod tests {
     fn keys_map_to_intents() {
         assert_eq!(handle_key(press(KeyCode::Char('q'))), Some(Intent::Quit));
         assert_eq!(handle_key(press(KeyCode::Esc)), Some(Intent::Quit));
-        assert_eq!(handle_key(press(KeyCode::Char(' '))), Some(Intent::TogglePause));
+        assert_eq!(
+            handle_key(press(KeyCode::Char(' '))),
+            Some(Intent::TogglePause)
+        );
         assert_eq!(handle_key(press(KeyCode::Tab)), Some(Intent::NextFace));
-        assert_eq!(handle_key(press(KeyCode::BackTab)), Some(Intent::PreviousFace));
-        assert_eq!(handle_key(press(KeyCode::Char('?'))), Some(Intent::ToggleHelp));
+        assert_eq!(
+            handle_key(press(KeyCode::BackTab)),
+            Some(Intent::PreviousFace)
+        );
+        assert_eq!(
+            handle_key(press(KeyCode::Char('?'))),
+            Some(Intent::ToggleHelp)
+        );
         assert_eq!(handle_key(press(KeyCode::Char('x'))), None);
     }
 

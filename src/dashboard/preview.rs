@@ -15,14 +15,14 @@ use super::percent;
 use crate::detect::FaceBox;
 use crate::track::TrackedFace;
 
-/// Characters from dark to bright; a dark terminal background shows dark pixels as blanks.
+/// Characters from dark to bright, so that dark pixels show as blanks on a dark background.
 pub const RAMP: &[u8] = b" .:-=+*#%@";
 
 /// Height of a terminal cell divided by its width: an estimate that holds for common
 /// monospace fonts, which draw cells about twice as tall as wide.
 pub const CELL_ASPECT: f64 = 2.0;
 
-/// Pixels sampled per cell along each axis; caps the cost of a large frame in a large area.
+/// Pixels sampled per cell along each axis, which caps the cost of a large frame.
 const SAMPLES_PER_AXIS: u32 = 4;
 
 /// Style of the box and label of the selected face.
@@ -39,9 +39,13 @@ pub struct Preview<'a> {
 }
 
 impl<'a> Preview<'a> {
-    /// Creates a preview of `image` with `faces` in frame pixels; `selected` is a track id.
+    /// Creates a preview of `image` with `faces` in frame pixels. `selected` is a track id.
     pub fn new(image: &'a RgbImage, faces: &'a [TrackedFace], selected: Option<u64>) -> Self {
-        Self { image, faces, selected }
+        Self {
+            image,
+            faces,
+            selected,
+        }
     }
 }
 
@@ -55,14 +59,28 @@ impl Widget for Preview<'_> {
         render_pixels(self.image, target, buf);
 
         // The selected face goes last so that its box and label lie on top of overlapping ones.
-        let others = self.faces.iter().filter(|face| Some(face.id) != self.selected);
-        let selected = self.faces.iter().filter(|face| Some(face.id) == self.selected);
+        let others = self
+            .faces
+            .iter()
+            .filter(|face| Some(face.id) != self.selected);
+        let selected = self
+            .faces
+            .iter()
+            .filter(|face| Some(face.id) == self.selected);
         for face in others.chain(selected) {
-            let style = if Some(face.id) == self.selected { SELECTED_STYLE } else { FACE_STYLE };
+            let style = if Some(face.id) == self.selected {
+                SELECTED_STYLE
+            } else {
+                FACE_STYLE
+            };
             let Some(cells) = face_cells(&face.face, self.image, target) else {
                 continue;
             };
-            let set = if Some(face.id) == self.selected { line::DOUBLE } else { line::NORMAL };
+            let set = if Some(face.id) == self.selected {
+                line::DOUBLE
+            } else {
+                line::NORMAL
+            };
             render_box(cells, set, style, buf);
             render_label(face, cells, area, style, buf);
         }
@@ -113,7 +131,10 @@ fn span_cells(start: u32, length: u32, size: u32, cells: u16) -> Option<(u16, u1
     let end = start.saturating_add(length).min(size);
     let (size, cells) = (u64::from(size), u64::from(cells));
     let first = u64::from(start) * cells / size;
-    let last = (u64::from(end) * cells).div_ceil(size).saturating_sub(1).max(first);
+    let last = (u64::from(end) * cells)
+        .div_ceil(size)
+        .saturating_sub(1)
+        .max(first);
 
     // `first` and `last` are below `cells`, which fits in u16.
     Some((first as u16, (last - first + 1) as u16))
@@ -188,15 +209,35 @@ fn render_label(face: &TrackedFace, cells: Rect, area: Rect, style: Style, buf: 
     let emotion = face.scores.dominant();
     let probability = percent(face.scores.get(emotion));
     let label = format!("#{} {} {probability}%", face.id, emotion.name());
-    let y = if cells.y > area.y { cells.y - 1 } else { cells.y };
+    let y = if cells.y > area.y {
+        cells.y - 1
+    } else {
+        cells.y
+    };
     let length = u16::try_from(label.len()).unwrap_or(u16::MAX);
     let x = cells.x.min(area.right().saturating_sub(length)).max(area.x);
-    buf.set_stringn(x, y, &label, usize::from(area.right() - x), style.add_modifier(Modifier::REVERSED));
+    buf.set_stringn(
+        x,
+        y,
+        &label,
+        usize::from(area.right() - x),
+        style.add_modifier(Modifier::REVERSED),
+    );
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
+    use super::super::fixture::{face, gradient_image, HAPPY_SCORES, SAD_SCORES};
     use super::*;
+
+    /// Returns the symbols of row `y` from column `start` on, `length` cells long.
+    fn row_text(buf: &Buffer, y: u16, start: u16, length: u16) -> String {
+        (start..start + length)
+            .map(|x| buf[(x, y)].symbol())
+            .collect()
+    }
 
     #[test]
     fn fit_keeps_aspect_in_wide_area() {
@@ -239,7 +280,11 @@ mod tests {
     #[test]
     fn pixels_follow_brightness_ramp() {
         let image = RgbImage::from_fn(20, 10, |x, _| {
-            if x < 10 { image::Rgb([0, 0, 0]) } else { image::Rgb([255, 255, 255]) }
+            if x < 10 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
         });
         let area = Rect::new(0, 0, 20, 5);
         let mut buf = Buffer::empty(area);
@@ -249,5 +294,120 @@ mod tests {
         assert_eq!(buf[(9, 4)].symbol(), " ");
         assert_eq!(buf[(10, 0)].symbol(), "@");
         assert_eq!(buf[(19, 4)].symbol(), "@");
+    }
+
+    #[test]
+    fn selected_face_is_drawn_double() {
+        let image = gradient_image();
+        let faces = [
+            face(
+                1,
+                FaceBox {
+                    x: 0,
+                    y: 0,
+                    width: 320,
+                    height: 180,
+                    score: 0.9,
+                },
+                HAPPY_SCORES,
+            ),
+            face(
+                2,
+                FaceBox {
+                    x: 320,
+                    y: 180,
+                    width: 320,
+                    height: 180,
+                    score: 0.9,
+                },
+                SAD_SCORES,
+            ),
+        ];
+        let area = Rect::new(0, 0, 64, 18);
+        let mut buf = Buffer::empty(area);
+        Preview::new(&image, &faces, Some(2)).render(area, &mut buf);
+
+        // 640x360 fits 64x18 exactly: face 1 covers cells 0..32 x 0..9, face 2 32..64 x 9..18.
+        assert_eq!(buf[(32, 9)].symbol(), "╔");
+        assert_eq!(buf[(63, 17)].symbol(), "╝");
+        assert_eq!(buf[(0, 8)].symbol(), "└");
+        assert_eq!(buf[(31, 8)].symbol(), "┘");
+        assert_eq!(row_text(&buf, 8, 32, 10), "#2 sad 55%");
+        // Face 1 touches the top, so its label sits on its top edge.
+        assert_eq!(row_text(&buf, 0, 0, 12), "#1 happy 72%");
+    }
+
+    #[test]
+    fn label_shifts_left_at_right_edge() {
+        let image = gradient_image();
+        let faces = [face(
+            3,
+            FaceBox {
+                x: 600,
+                y: 100,
+                width: 40,
+                height: 40,
+                score: 0.9,
+            },
+            SAD_SCORES,
+        )];
+        let area = Rect::new(0, 0, 64, 18);
+        let mut buf = Buffer::empty(area);
+        Preview::new(&image, &faces, None).render(area, &mut buf);
+
+        assert_eq!(buf[(60, 5)].symbol(), "┌");
+        assert_eq!(row_text(&buf, 4, 54, 10), "#3 sad 55%");
+    }
+
+    #[test]
+    fn boxes_outside_frame_are_clamped_or_skipped() {
+        let image = gradient_image();
+        let outside = FaceBox {
+            x: 700,
+            y: 10,
+            width: 20,
+            height: 20,
+            score: 0.5,
+        };
+        let oversized = FaceBox {
+            x: 630,
+            y: 350,
+            width: u32::MAX,
+            height: u32::MAX,
+            score: 0.5,
+        };
+        let faces = [
+            face(1, outside, HAPPY_SCORES),
+            face(2, oversized, SAD_SCORES),
+        ];
+        let area = Rect::new(0, 0, 64, 18);
+        let mut buf = Buffer::empty(area);
+        Preview::new(&image, &faces, Some(1)).render(area, &mut buf);
+
+        assert_eq!(face_cells(&outside, &image, area), None);
+        assert_eq!(
+            face_cells(&oversized, &image, area),
+            Some(Rect::new(63, 17, 1, 1))
+        );
+        assert_eq!(buf[(63, 17)].symbol(), "│");
+    }
+
+    /// Measures the preview of a 1920x1080 frame in a 200x60 area. Run it with `--ignored
+    /// --nocapture` in a release build.
+    #[test]
+    #[ignore = "timing depends on the machine"]
+    fn preview_cost() {
+        let image = RgbImage::from_fn(1920, 1080, |x, y| image::Rgb([x as u8, y as u8, 128]));
+        let area = Rect::new(0, 0, 200, 60);
+        let mut buf = Buffer::empty(area);
+        let rounds = 200;
+        let start = Instant::now();
+        for _ in 0..rounds {
+            Preview::new(&image, &[], None).render(area, &mut buf);
+        }
+        println!(
+            "preview 1920x1080 in 200x60: {:?} per frame",
+            start.elapsed() / rounds
+        );
     }
 }

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::symbols;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, LineGauge, Paragraph, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::app::{App, Overlay, RunState};
@@ -17,12 +18,13 @@ use super::input::KEY_HELP;
 use super::percent;
 use super::preview::Preview;
 use crate::emotion::{Emotion, EmotionScores};
+use crate::track::TrackedFace;
 
 /// Narrowest terminal the dashboard draws in: the bars need 30 columns beside a preview of
 /// at least as many.
 pub const MIN_WIDTH: u16 = 60;
 
-/// Lowest terminal the dashboard draws in: 9 rows of bars, 9 of history and 3 status lines.
+/// Shortest terminal the dashboard draws in: 9 rows of bars, 9 of history and 3 status lines.
 pub const MIN_HEIGHT: u16 = 21;
 
 /// Rows of the history panel: one per class and the two borders.
@@ -61,7 +63,7 @@ pub fn render(frame: &mut Frame, app: &App) {
     }
 }
 
-/// Returns the colour that stands for `emotion` in the bars and the history.
+/// Returns the colour of `emotion` in the bars, the history and the face list.
 pub fn class_color(emotion: Emotion) -> Color {
     match emotion {
         Emotion::Angry => Color::Red,
@@ -78,15 +80,26 @@ fn render_too_small(frame: &mut Frame, area: Rect) {
     if area.is_empty() {
         return;
     }
-    let text = vec![
-        Line::from(format!("terminal too small: {}x{}", area.width, area.height)),
-        Line::from(format!("resize to at least {MIN_WIDTH}x{MIN_HEIGHT}")),
+    let text = [
+        format!("terminal too small: {}x{}", area.width, area.height),
+        format!("resize to at least {MIN_WIDTH}x{MIN_HEIGHT}"),
     ];
-    let paragraph = Paragraph::new(text).alignment(Alignment::Center).wrap(Wrap { trim: true });
-    let height = u16::try_from(paragraph.line_count(area.width)).unwrap_or(u16::MAX);
-    let height = height.min(area.height);
+    // Rows after wrapping at word boundaries, estimated by length, which is close enough to
+    // centre two short lines.
+    let rows: usize = text
+        .iter()
+        .map(|line| line.len().div_ceil(usize::from(area.width)))
+        .sum();
+    let height = u16::try_from(rows).unwrap_or(u16::MAX).min(area.height);
     let y = area.y + (area.height - height) / 2;
-    frame.render_widget(paragraph, Rect::new(area.x, y, area.width, height));
+    let lines: Vec<Line> = text.into_iter().map(Line::from).collect();
+    let paragraph = Paragraph::new(lines)
+        .alignment(Alignment::Center)
+        .wrap(Wrap { trim: true });
+    frame.render_widget(
+        paragraph,
+        Rect::new(area.x, y, area.width, area.height - (y - area.y)),
+    );
 }
 
 fn render_preview(frame: &mut Frame, app: &App, area: Rect) {
@@ -106,7 +119,7 @@ fn render_preview(frame: &mut Frame, app: &App, area: Rect) {
 fn render_bars(frame: &mut Frame, app: &App, area: Rect) {
     let face = app.selected_face();
     let title = match face {
-        Some(face) => format!(" face #{} ", face.id),
+        Some(face) => format!(" face #{}, detector {:.2} ", face.id, face.face.score),
         None => " no face ".to_owned(),
     };
     let block = Block::bordered().title(title);
@@ -115,44 +128,108 @@ fn render_bars(frame: &mut Frame, app: &App, area: Rect) {
 
     let scores = face.map(|face| face.scores);
     let dominant = scores.map(|scores| scores.dominant());
-    for (row, emotion) in inner.rows().zip(Emotion::ALL) {
+    let mut rows = inner.rows();
+    // `Emotion::ALL` goes first so that `zip` takes no row beyond the seventh.
+    for (emotion, row) in Emotion::ALL.into_iter().zip(rows.by_ref()) {
         let probability = scores.map(|scores| scores.get(emotion));
         render_bar(frame, row, emotion, probability, dominant == Some(emotion));
+    }
+
+    // Below the bars, where the panel is tall enough: this frame's raw result, then every face.
+    let details = face.map(face_details);
+    let faces = app.report().into_iter().flat_map(|report| &report.faces);
+    let face_lines = faces.map(|face| face_line(face, app.selected_id() == Some(face.id)));
+    let lines = std::iter::once(Line::default())
+        .chain(details)
+        .chain(face_lines);
+    for (row, line) in rows.zip(lines) {
+        frame.render_widget(line, row);
     }
 }
 
 /// Draws one class row: marker and name, bar, percentage. `None` draws an empty bar.
-fn render_bar(frame: &mut Frame, row: Rect, emotion: Emotion, probability: Option<f32>, is_dominant: bool) {
+fn render_bar(
+    frame: &mut Frame,
+    row: Rect,
+    emotion: Emotion,
+    probability: Option<f32>,
+    is_dominant: bool,
+) {
     let [name, bar, value] = Layout::horizontal([
         Constraint::Length(NAME_WIDTH),
         Constraint::Fill(1),
         Constraint::Length(5),
     ])
     .areas(row);
-    let color = class_color(emotion);
-    let emphasis = if is_dominant { Modifier::BOLD } else { Modifier::empty() };
+    let emphasis = if is_dominant {
+        Modifier::BOLD
+    } else {
+        Modifier::empty()
+    };
+    let filled = Style::new().fg(class_color(emotion)).add_modifier(emphasis);
 
     frame.render_widget(class_label(emotion, is_dominant), name);
-    let ratio = probability.map_or(0.0, |p| f64::from(p).clamp(0.0, 1.0));
-    let ratio = if ratio.is_nan() { 0.0 } else { ratio };
-    let gauge = LineGauge::default()
-        .ratio(ratio)
-        .label("")
-        .line_set(symbols::line::THICK)
-        .filled_style(Style::new().fg(color).add_modifier(emphasis))
-        .unfilled_style(Style::new().fg(Color::DarkGray));
-    frame.render_widget(gauge, bar);
+    render_meter(frame.buffer_mut(), bar, probability.unwrap_or(0.0), filled);
     if let Some(probability) = probability {
         let text = format!("{:>4}%", percent(probability));
-        frame.render_widget(Span::styled(text, Style::new().add_modifier(emphasis)), value);
+        frame.render_widget(
+            Span::styled(text, Style::new().add_modifier(emphasis)),
+            value,
+        );
     }
+}
+
+/// Draws a horizontal bar filled to `probability` in half cells, with a space before it.
+///
+/// The filled part is heavy and coloured, the rest a thin grey line, so the bar still reads
+/// without colour. `Gauge` is not used because ratatui 0.29 leaves a blank cell in the middle
+/// of it when the label is empty, and `LineGauge` draws both parts with the same character.
+fn render_meter(buf: &mut Buffer, area: Rect, probability: f32, filled: Style) {
+    let track = area.width.saturating_sub(1);
+    let ratio = if probability.is_nan() {
+        0.0
+    } else {
+        probability.clamp(0.0, 1.0)
+    };
+    let halves = (ratio * f32::from(track) * 2.0).round() as u16;
+    let empty = Style::new().fg(Color::DarkGray);
+    for (offset, x) in (area.x + 1..area.right()).enumerate() {
+        let half_cells = halves.saturating_sub(2 * offset as u16);
+        let (symbol, style) = match half_cells {
+            0 => (symbols::line::HORIZONTAL, empty),
+            1 => ("╸", filled),
+            _ => (symbols::line::THICK_HORIZONTAL, filled),
+        };
+        buf[(x, area.y)].set_symbol(symbol).set_style(style);
+    }
+}
+
+/// Returns the dominant class of the selected face's unsmoothed scores for this frame.
+fn face_details(face: &TrackedFace) -> Line<'static> {
+    let emotion = face.raw.dominant();
+    let probability = percent(face.raw.get(emotion));
+    let text = format!(" this frame: {} {probability}%", emotion.name());
+    Line::styled(text, Style::new().fg(Color::DarkGray))
+}
+
+/// Returns `#id emotion 87%` for a face, marked when it is selected.
+fn face_line(face: &TrackedFace, is_selected: bool) -> Line<'static> {
+    let emotion = face.scores.dominant();
+    let marker = if is_selected { "▶" } else { " " };
+    let probability = percent(face.scores.get(emotion));
+    let text = format!("{marker}#{} {} {probability}%", face.id, emotion.name());
+    let style = Style::new().fg(class_color(emotion));
+    Line::styled(text, if is_selected { style.bold() } else { style })
 }
 
 /// Returns a class name in its colour, marked and bold when it is the dominant class.
 fn class_label(emotion: Emotion, is_dominant: bool) -> Line<'static> {
     let style = Style::new().fg(class_color(emotion));
     if is_dominant {
-        Line::from(vec![Span::styled("▶ ", style), Span::styled(emotion.name(), style.bold())])
+        Line::from(vec![
+            Span::styled("▶ ", style),
+            Span::styled(emotion.name(), style.bold()),
+        ])
     } else {
         Line::from(vec![Span::raw("  "), Span::styled(emotion.name(), style)])
     }
@@ -182,7 +259,7 @@ fn render_history(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
-/// Draws one class's probability over time as a sparkline right of its name; a slice without
+/// Draws one class's probability over time as a sparkline right of its name. A slice without
 /// samples stays blank.
 fn render_strip(frame: &mut Frame, row: Rect, emotion: Emotion, columns: &[Option<EmotionScores>]) {
     let style = Style::new().fg(class_color(emotion));
@@ -193,7 +270,11 @@ fn render_strip(frame: &mut Frame, row: Rect, emotion: Emotion, columns: &[Optio
             continue;
         };
         let probability = scores.get(emotion).clamp(0.0, 1.0);
-        let level = if probability.is_nan() { 0 } else { (probability * 7.0).round() as usize };
+        let level = if probability.is_nan() {
+            0
+        } else {
+            (probability * 7.0).round() as usize
+        };
         buf[(x, row.y)].set_symbol(LEVELS[level]).set_style(style);
     }
 }
@@ -213,13 +294,13 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(line, run);
     frame.render_widget(state_line(app), rates);
 
-    let [times, hint] = Layout::horizontal([
-        Constraint::Fill(1),
-        Constraint::Length(KEY_HINT.len() as u16),
-    ])
-    .areas(timings);
-    frame.render_widget(timing_line(app), times);
-    frame.render_widget(Line::styled(KEY_HINT, label).right_aligned(), hint);
+    let timing = timing_line(app);
+    let hint_width = KEY_HINT.len() as u16;
+    let fits = timing.width() + usize::from(hint_width) < usize::from(timings.width);
+    frame.render_widget(timing, timings);
+    if fits {
+        frame.render_widget(Line::styled(KEY_HINT, label).right_aligned(), timings);
+    }
 }
 
 /// Returns the run state, frame rate, face count, frame position and input errors.
@@ -230,13 +311,17 @@ fn state_line(app: &App) -> Line<'_> {
         Some(report) => {
             spans.push(Span::raw(format!("  faces: {}", report.faces.len())));
             let frame = &report.frame;
-            spans.push(Span::raw(format!("  frame: {} at {:.2} s", frame.index, frame.timestamp)));
+            spans.push(Span::raw(format!(
+                "  frame: {} at {:.2} s",
+                frame.index, frame.timestamp
+            )));
         }
         None => spans.push(Span::raw("  no frame yet")),
     }
     let (count, last) = app.input_errors();
     if count > 0 {
-        let text = format!("  input errors: {count}, last: {}", last.unwrap_or_default());
+        let last = single_line(last.unwrap_or_default());
+        let text = format!("  input errors: {count}, last: {last}");
         spans.push(Span::styled(text, Style::new().fg(Color::Yellow)));
     }
     Line::from(spans)
@@ -244,9 +329,14 @@ fn state_line(app: &App) -> Line<'_> {
 
 fn state_span(app: &App) -> Span<'_> {
     match app.state() {
-        RunState::Failed(message) => Span::styled(format!("failed: {message}"), Style::new().red().bold()),
+        RunState::Failed(message) => {
+            let text = format!("failed: {}", single_line(message));
+            Span::styled(text, Style::new().red().bold())
+        }
         RunState::EndOfInput => Span::styled("end of input", Style::new().cyan().bold()),
-        RunState::Running if app.is_paused() => Span::styled("paused", Style::new().yellow().bold()),
+        RunState::Running if app.is_paused() => {
+            Span::styled("paused", Style::new().yellow().bold())
+        }
         RunState::Running => Span::styled("running", Style::new().green()),
     }
 }
@@ -274,7 +364,9 @@ fn render_help(frame: &mut Frame, area: Rect) {
         .map(|(key, action)| Line::from(format!(" {key:<key_width$}  {action}")))
         .collect();
     lines.push(Line::from(""));
-    lines.push(Line::from(format!(" needs a terminal of {MIN_WIDTH}x{MIN_HEIGHT} or more")));
+    lines.push(Line::from(format!(
+        " needs a terminal of {MIN_WIDTH}x{MIN_HEIGHT} or more"
+    )));
 
     let width = lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 3;
     let height = lines.len() as u16 + 2;
@@ -285,12 +377,29 @@ fn render_help(frame: &mut Frame, area: Rect) {
         height.min(area.height),
     );
     frame.render_widget(Clear, popup);
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" keys ")), popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" keys ")),
+        popup,
+    );
 }
 
 /// Returns the middle row of `area`, or an empty rect for an empty area.
 fn centre_row(area: Rect) -> Rect {
-    Rect::new(area.x, area.y + area.height / 2, area.width, area.height.min(1))
+    Rect::new(
+        area.x,
+        area.y + area.height / 2,
+        area.width,
+        area.height.min(1),
+    )
+}
+
+/// Replaces line breaks, tabs and other control characters with spaces, because a status
+/// line has one row and the terminal would act on them.
+fn single_line(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn format_millis(duration: Option<Duration>) -> String {
@@ -302,5 +411,243 @@ fn format_millis(duration: Option<Duration>) -> String {
 
 /// Formats seconds without decimals from 10 s up and with one below.
 fn format_seconds(seconds: f64) -> String {
-    if seconds >= 10.0 { format!("{seconds:.0}") } else { format!("{seconds:.1}") }
+    if seconds >= 10.0 {
+        format!("{seconds:.0}")
+    } else {
+        format!("{seconds:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::super::fixture::{self, draw, frame_event, lines, text, two_faces};
+    use super::*;
+    use crate::dashboard::Intent;
+    use crate::pipeline::PipelineEvent;
+
+    /// Returns the characters of `row` in the columns `range`.
+    fn cells(row: &str, range: std::ops::Range<usize>) -> String {
+        row.chars().skip(range.start).take(range.len()).collect()
+    }
+
+    /// Returns the text of the buffer row that contains `needle`.
+    fn row_with<'a>(rows: &'a [String], needle: &str) -> &'a str {
+        rows.iter()
+            .find(|row| row.contains(needle))
+            .map_or("", String::as_str)
+    }
+
+    fn app_with_two_faces() -> App {
+        let (mut app, _control) = fixture::app();
+        app.handle_event_at(frame_event(41, 1.37, two_faces()), Instant::now());
+        app
+    }
+
+    #[test]
+    fn dashboard_shows_classes_and_status() {
+        let app = app_with_two_faces();
+        let screen = text(&draw(&app, 120, 40));
+
+        for emotion in Emotion::ALL {
+            assert!(
+                screen.contains(emotion.name()),
+                "missing class {}",
+                emotion.name()
+            );
+        }
+        assert!(screen.contains(" 72%"), "missing dominant percentage");
+        assert!(screen.contains("━"), "missing filled bar");
+        assert!(screen.contains("source: clips/demo.mp4"));
+        assert!(screen.contains("device: cuda:0"));
+        assert!(screen.contains("model: models/fer_resnet.pt"));
+        assert!(screen.contains("fps: 1"));
+        assert!(screen.contains("faces: 2"));
+        assert!(screen.contains("frame: 41 at 1.37 s"));
+        assert!(screen.contains("decode 3.1"));
+        assert!(screen.contains("detect 12.0"));
+        assert!(screen.contains("classify 4.2"));
+        assert!(screen.contains("running"));
+    }
+
+    #[test]
+    fn dominant_bar_fills_its_share() {
+        let app = app_with_two_faces();
+        let rows = lines(&draw(&app, 120, 40));
+        let happy = row_with(&rows, "▶ happy");
+
+        // Bars panel 40 wide, 38 inside: 10 for the name, 5 for the value, a 22-cell track
+        // after one space. 72 % of 44 half cells rounds to 32, so 16 heavy cells.
+        assert_eq!(happy.matches('━').count(), 16);
+        assert_eq!(happy.matches('╸').count(), 0);
+        assert!(happy.contains(" 72%"));
+        let angry = row_with(&rows, "  angry ");
+        assert_eq!(angry.matches('━').count(), 0);
+        assert_eq!(angry.matches('╸').count(), 1);
+    }
+
+    #[test]
+    fn preview_boxes_sit_at_expected_cells() {
+        let app = app_with_two_faces();
+        let buffer = draw(&app, 120, 40);
+
+        // Preview inside its border: x 1..79, y 1..27. A 640x360 frame fits as 78x22 cells at
+        // (1, 3). Face 1 (320,90 160x180) covers cells 39..=58 and 5..=16 of the frame.
+        assert_eq!(buffer[(40, 8)].symbol(), "╔");
+        assert_eq!(buffer[(59, 8)].symbol(), "╗");
+        assert_eq!(buffer[(40, 19)].symbol(), "╚");
+        assert_eq!(buffer[(59, 19)].symbol(), "╝");
+        assert_eq!(buffer[(40, 8)].fg, Color::Yellow);
+        let label: String = (40..52).map(|x| buffer[(x, 7)].symbol()).collect();
+        assert_eq!(label, "#1 happy 72%");
+
+        // Face 2 (40,60 120x120) covers cells 4..=19 and 3..=10 of the frame.
+        assert_eq!(buffer[(5, 6)].symbol(), "┌");
+        assert_eq!(buffer[(20, 13)].symbol(), "┘");
+        assert_eq!(buffer[(5, 6)].fg, Color::Cyan);
+        let label: String = (5..15).map(|x| buffer[(x, 5)].symbol()).collect();
+        assert_eq!(label, "#2 sad 55%");
+    }
+
+    #[test]
+    fn preview_keeps_aspect_ratio() {
+        let app = app_with_two_faces();
+        let rows = lines(&draw(&app, 120, 40));
+
+        // The gradient is '@' from about 90 % of the width on, so the rows that contain '@' are
+        // the rows the frame covers. The 78 columns inside the border then need 22 rows, because
+        // 78 / 22 = 3.5 is closest to 640 / 360 times a cell aspect of 2, which is 3.6.
+        let shows_frame = |row: &String| cells(row, 0..80).contains('@');
+        let frame_rows = rows[1..27].iter().filter(|row| shows_frame(row)).count();
+        assert_eq!(frame_rows, 22);
+        let first = rows.iter().position(shows_frame).unwrap_or(0);
+        assert_eq!(first, 3);
+    }
+
+    #[test]
+    fn no_face_shows_empty_bars() {
+        let (mut app, _control) = fixture::app();
+        app.handle_event_at(frame_event(0, 0.0, Vec::new()), Instant::now());
+        let rows = lines(&draw(&app, 120, 40));
+        let screen = rows.join("\n");
+
+        assert!(screen.contains("no face"));
+        assert!(screen.contains("faces: 0"));
+        assert!(!screen.contains('━'));
+        for emotion in Emotion::ALL {
+            let row = row_with(&rows, &format!("  {} ", emotion.name()));
+            assert!(row.contains("────"), "no empty bar for {}", emotion.name());
+            let bars = cells(row, 80..120);
+            assert!(
+                !bars.contains('%'),
+                "percentage shown for {}",
+                emotion.name()
+            );
+        }
+    }
+
+    #[test]
+    fn small_terminal_shows_minimum_size() {
+        let app = app_with_two_faces();
+        let screen = text(&draw(&app, 30, 8));
+
+        assert!(screen.contains("too small"));
+        assert!(screen.contains("60x21"));
+        assert!(!screen.contains("preview"));
+        assert!(!screen.contains("happy"));
+    }
+
+    #[test]
+    fn size_limits_switch_layout() {
+        let app = app_with_two_faces();
+
+        assert!(text(&draw(&app, MIN_WIDTH - 1, MIN_HEIGHT)).contains("too small"));
+        assert!(text(&draw(&app, MIN_WIDTH, MIN_HEIGHT - 1)).contains("too small"));
+        let smallest = text(&draw(&app, MIN_WIDTH, MIN_HEIGHT));
+        assert!(!smallest.contains("too small"));
+        assert!(smallest.contains("neutral"));
+        assert!(smallest.contains("faces: 2"));
+    }
+
+    #[test]
+    fn tiny_areas_do_not_panic() {
+        let app = app_with_two_faces();
+        let (empty, _control) = fixture::app();
+        for (width, height) in [(0, 0), (1, 1), (0, 5), (5, 0), (2, 1), (59, 1), (1, 30)] {
+            draw(&app, width, height);
+            draw(&empty, width, height);
+        }
+    }
+
+    #[test]
+    fn help_overlay_toggles() {
+        let (mut app, _control) = fixture::app();
+
+        assert!(!text(&draw(&app, 80, 24)).contains("select next face"));
+        app.handle_intent(Intent::ToggleHelp);
+        let screen = text(&draw(&app, 80, 24));
+        for (key, action) in KEY_HELP {
+            assert!(screen.contains(key), "help misses key {key}");
+            assert!(screen.contains(action), "help misses action {action}");
+        }
+        app.handle_intent(Intent::ToggleHelp);
+        assert!(!text(&draw(&app, 80, 24)).contains("select next face"));
+    }
+
+    #[test]
+    fn end_of_input_keeps_last_frame() {
+        let mut app = app_with_two_faces();
+        app.handle_event(PipelineEvent::EndOfInput);
+        let screen = text(&draw(&app, 120, 40));
+
+        assert!(screen.contains("end of input"));
+        assert!(screen.contains("#1 happy 72%"));
+        assert!(screen.contains("frame: 41 at 1.37 s"));
+    }
+
+    #[test]
+    fn failure_shows_message_and_frame() {
+        let mut app = app_with_two_faces();
+        let message = "camera \"/dev/video0\" disconnected\ncaused by: no such device";
+        app.handle_event(PipelineEvent::Failed(message.into()));
+        app.handle_disconnect();
+        let screen = text(&draw(&app, 120, 40));
+
+        assert!(screen.contains("failed: camera \"/dev/video0\" disconnected caused by"));
+        assert!(!screen.contains("end of input"));
+        assert!(screen.contains("#1 happy 72%"));
+    }
+
+    #[test]
+    fn status_shows_pause_and_input_errors() {
+        let (mut app, control) = fixture::app();
+        app.handle_event(PipelineEvent::InputError("cannot decode \"a.png\"".into()));
+        app.handle_event(PipelineEvent::InputError("cannot decode \"b.png\"".into()));
+        control.set_paused(true);
+        let screen = text(&draw(&app, 120, 40));
+
+        assert!(screen.contains("paused"));
+        assert!(screen.contains("input errors: 2, last: cannot decode \"b.png\""));
+        assert!(screen.contains("waiting for frames"));
+    }
+
+    #[test]
+    fn history_draws_selected_face() {
+        let (mut app, _control) = fixture::app();
+        let now = Instant::now();
+        for index in 0..300_u32 {
+            let time = f64::from(index) / 10.0;
+            app.handle_event_at(frame_event(u64::from(index), time, two_faces()), now);
+        }
+        let rows = lines(&draw(&app, 120, 40));
+        let happy = row_with(&rows[28..37], "happy");
+        let angry = row_with(&rows[28..37], "angry");
+
+        // 30 s at 10 frames a second leave no gap in the 108 columns (118 inside the border,
+        // 10 for the name). Happy at 0.72 is level 5 of 0..=7, angry at 0.03 is level 0.
+        assert!(row_with(&rows, "history of").contains("history of face #1"));
+        assert_eq!(happy.matches('▆').count(), 108);
+        assert_eq!(angry.matches('▁').count(), 108);
+    }
 }

@@ -5,7 +5,7 @@
 //! replaced, so the panic message is printed on the restored screen.
 
 use std::io::{self, stdout, Stdout};
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, Once, PoisonError};
 use std::thread::{self, ThreadId};
 
 use ratatui::backend::CrosstermBackend;
@@ -23,7 +23,7 @@ static OWNER: Mutex<Option<ThreadId>> = Mutex::new(None);
 
 static PANIC_HOOK: Once = Once::new();
 
-/// A terminal in raw mode on the alternate screen; dropping it restores the terminal.
+/// Terminal in raw mode on the alternate screen, restored when dropped.
 pub struct TerminalGuard {
     terminal: Tui,
 }
@@ -55,11 +55,11 @@ impl TerminalGuard {
         &mut self.terminal
     }
 
-    /// Restores the terminal now, reporting failure; dropping the guard afterwards does nothing.
+    /// Restores the terminal now and reports failure, unlike a drop, which only logs it.
     ///
     /// # Errors
     ///
-    /// Returns the first I/O error met; the later steps are still tried.
+    /// Returns the first I/O error met. The later steps are still tried.
     pub fn restore(self) -> io::Result<()> {
         restore()
     }
@@ -73,12 +73,12 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Leaves raw mode, leaves the alternate screen and shows the cursor, if the terminal is set
-/// up; does nothing otherwise, so calling it twice is harmless.
+/// Leaves raw mode, leaves the alternate screen and shows the cursor if the terminal is set
+/// up. Without a set-up terminal it does nothing, so a second call is harmless.
 ///
 /// # Errors
 ///
-/// Returns the first I/O error met; the later steps are still tried.
+/// Returns the first I/O error met. The later steps are still tried.
 pub fn restore() -> io::Result<()> {
     if set_owner(None).is_none() {
         return Ok(());
@@ -91,13 +91,13 @@ pub fn restore() -> io::Result<()> {
 
 /// Stores the owning thread and returns the previous one.
 fn set_owner(owner: Option<ThreadId>) -> Option<ThreadId> {
-    // A poisoned lock still holds a valid `Option`, since nothing can panic while holding it.
-    let mut guard = OWNER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // The lock guards a plain `Option`, which stays valid even after a panic poisoned it.
+    let mut guard = OWNER.lock().unwrap_or_else(PoisonError::into_inner);
     std::mem::replace(&mut *guard, owner)
 }
 
 fn current_owner() -> Option<ThreadId> {
-    *OWNER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    *OWNER.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Installs, once per process, a panic hook that restores the terminal before the previous

@@ -60,3 +60,76 @@ fn luma_value(red: u8, green: u8, blue: u8) -> u8 {
     let weighted = 19_595 * u32::from(red) + 38_470 * u32::from(green) + 7_471 * u32::from(blue);
     ((weighted + 32_768) >> 16) as u8
 }
+
+#[cfg(test)]
+mod tests {
+    use image::Rgb;
+
+    use super::*;
+
+    /// Builds a 100x60 frame whose gray value is the column number.
+    fn ramp() -> RgbImage {
+        RgbImage::from_fn(100, 60, |x, _| Rgb([x as u8; 3]))
+    }
+
+    fn face(x: u32, y: u32, width: u32, height: u32) -> FaceBox {
+        FaceBox {
+            x,
+            y,
+            width,
+            height,
+            score: 1.0,
+        }
+    }
+
+    #[test]
+    fn luma_uses_bt601_weights() {
+        assert_eq!(luma_value(255, 0, 0), 76);
+        assert_eq!(luma_value(0, 255, 0), 150);
+        assert_eq!(luma_value(0, 0, 255), 29);
+        assert_eq!(luma_value(255, 255, 255), 255);
+        assert_eq!(luma_value(0, 0, 0), 0);
+    }
+
+    #[test]
+    fn crop_inside_frame_copies_pixels() {
+        let crop = crop_face(&ramp(), &face(20, 10, 8, 8), 0.0, 8);
+        assert_eq!(crop.dimensions(), (8, 8));
+        let first_row: Vec<u8> = (0..8).map(|x| crop.get_pixel(x, 0).0[0]).collect();
+        assert_eq!(first_row, [20, 21, 22, 23, 24, 25, 26, 27]);
+    }
+
+    #[test]
+    fn crop_past_edge_repeats_edge_pixels() {
+        // A box at the right edge with a 100% margin reaches 8 pixels past the frame.
+        let crop = crop_face(&ramp(), &face(92, 0, 8, 8), 1.0, 16);
+        assert_eq!(crop.dimensions(), (16, 16));
+        let first_row: Vec<u8> = (0..16).map(|x| crop.get_pixel(x, 0).0[0]).collect();
+        let expected: Vec<u8> = (88..100).chain([99; 4]).collect();
+        assert_eq!(first_row, expected);
+    }
+
+    #[test]
+    fn crop_of_degenerate_box_still_has_size() {
+        let crop = crop_face(&ramp(), &face(99, 59, 0, 0), 0.2, 48);
+        assert_eq!(crop.dimensions(), (48, 48));
+        assert!(crop.pixels().all(|pixel| pixel.0[0] == 99));
+    }
+
+    #[test]
+    fn crop_handles_odd_margins_and_sizes() {
+        let image = ramp();
+        let box_ = face(10, 10, 30, 30);
+        assert_eq!(
+            crop_face(&image, &box_, f32::NAN, 48).dimensions(),
+            (48, 48)
+        );
+        assert_eq!(crop_face(&image, &box_, -5.0, 48).dimensions(), (48, 48));
+        assert_eq!(crop_face(&image, &box_, 1e9, 48).dimensions(), (48, 48));
+        assert_eq!(crop_face(&image, &box_, 0.2, 0).dimensions(), (1, 1));
+        assert_eq!(
+            crop_face(&RgbImage::new(0, 0), &box_, 0.2, 48).dimensions(),
+            (48, 48)
+        );
+    }
+}

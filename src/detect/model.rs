@@ -67,7 +67,12 @@ fn check_layout(bytes: &[u8]) -> Result<(), String> {
                 match reader.int("classifier kind")? {
                     0 => reader.lab_boosted()?,
                     1 => reader.surf_mlp()?,
-                    kind => return Err(format!("unknown classifier kind '{kind}' at byte {}", reader.offset - 4)),
+                    kind => {
+                        return Err(format!(
+                            "unknown classifier kind '{kind}' at byte {}",
+                            reader.offset - 4
+                        ))
+                    }
                 }
             }
             let window_sources = reader.int("window source count")?.max(0) as u64;
@@ -75,7 +80,10 @@ fn check_layout(bytes: &[u8]) -> Result<(), String> {
         }
     }
     if reader.offset != bytes.len() {
-        return Err(format!("{} unexpected bytes after the model data", bytes.len() - reader.offset));
+        return Err(format!(
+            "{} unexpected bytes after the model data",
+            bytes.len() - reader.offset
+        ));
     }
     Ok(())
 }
@@ -87,27 +95,31 @@ struct LayoutReader<'a> {
 }
 
 impl LayoutReader<'_> {
-    fn int(&mut self, what: &str) -> Result<i32, String> {
+    fn int(&mut self, field: &str) -> Result<i32, String> {
         let end = self.offset + 4;
         let Some(word) = self.bytes.get(self.offset..end) else {
-            return Err(format!("the file ends at byte {} while reading the {what}", self.bytes.len()));
+            return Err(format!(
+                "the file ends at byte {} while reading the {field}",
+                self.bytes.len()
+            ));
         };
         self.offset = end;
         Ok(i32::from_le_bytes([word[0], word[1], word[2], word[3]]))
     }
 
     /// Reads a count that must be zero or more.
-    fn count(&mut self, what: &str) -> Result<u64, String> {
-        let value = self.int(what)?;
-        u64::try_from(value).map_err(|_| format!("negative {what} '{value}' at byte {}", self.offset - 4))
+    fn count(&mut self, field: &str) -> Result<u64, String> {
+        let value = self.int(field)?;
+        u64::try_from(value)
+            .map_err(|_| format!("negative {field} '{value}' at byte {}", self.offset - 4))
     }
 
     /// Skips `words` 32-bit values, failing when fewer remain.
-    fn skip(&mut self, words: u64, what: &str) -> Result<(), String> {
+    fn skip(&mut self, words: u64, field: &str) -> Result<(), String> {
         let remaining = ((self.bytes.len() - self.offset) / 4) as u64;
         if words > remaining {
             return Err(format!(
-                "the {what} need {words} values at byte {} but only {remaining} remain",
+                "the {field} need {words} values at byte {} but only {remaining} remain",
                 self.offset
             ));
         }
@@ -128,7 +140,9 @@ impl LayoutReader<'_> {
     fn surf_mlp(&mut self) -> Result<(), String> {
         let layers = self.count("MLP layer count")?;
         if layers < 2 {
-            return Err(format!("an MLP classifier has '{layers}' layers, expected 2 or more"));
+            return Err(format!(
+                "an MLP classifier has '{layers}' layers, expected 2 or more"
+            ));
         }
         let features = self.count("SURF feature count")?;
         self.skip(features, "SURF feature ids")?;
@@ -141,5 +155,87 @@ impl LayoutReader<'_> {
             inputs = outputs;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn model_bytes() -> Vec<u8> {
+        std::fs::read(crate::detect::default_detector_model()).unwrap()
+    }
+
+    /// Writes `bytes` as a model file in `folder` and returns the error from loading it.
+    fn load_error(folder: &Path, name: &str, bytes: &[u8]) -> (PathBuf, DetectError) {
+        let path = folder.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let Err(error) = load_detector(&path) else {
+            panic!("{name} loaded as a model");
+        };
+        (path, error)
+    }
+
+    #[test]
+    fn shipped_model_has_valid_layout() {
+        check_layout(&model_bytes()).unwrap();
+    }
+
+    #[test]
+    fn missing_model_names_the_file() {
+        let Err(error) = load_detector(Path::new("no/such/seeta.bin")) else {
+            panic!("a missing model loaded");
+        };
+        assert!(
+            matches!(error, DetectError::ModelNotFound { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("'no/such/seeta.bin'"), "{error}");
+    }
+
+    #[test]
+    fn broken_models_are_errors_not_panics() {
+        let model = model_bytes();
+        let mut unknown_kind = model.clone();
+        // Bytes 12..16 hold the first classifier kind (LAB boosted, 0).
+        unknown_kind[12..16].copy_from_slice(&7_i32.to_le_bytes());
+        let mut huge_count = model.clone();
+        // Bytes 16..20 hold the first classifier's feature count.
+        huge_count[16..20].copy_from_slice(&i32::MAX.to_le_bytes());
+        let mut negative_count = model.clone();
+        negative_count[0..4].copy_from_slice(&(-1_i32).to_le_bytes());
+        let garbage: Vec<u8> = (0..4096_u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+
+        let cases: [(&str, &[u8], &str); 6] = [
+            ("empty.bin", b"", "empty"),
+            ("truncated.bin", &model[..model.len() / 2], "remain"),
+            (
+                "unknown_kind.bin",
+                &unknown_kind,
+                "unknown classifier kind '7'",
+            ),
+            ("huge_count.bin", &huge_count, "remain"),
+            (
+                "negative.bin",
+                &negative_count,
+                "negative hierarchy count '-1'",
+            ),
+            ("garbage.bin", &garbage, ""),
+        ];
+        let folder = tempfile::tempdir().unwrap();
+        for (name, bytes, reason) in cases {
+            let (path, error) = load_error(folder.path(), name, bytes);
+            let message = error.to_string();
+            assert!(
+                matches!(error, DetectError::InvalidModel { .. }),
+                "{name}: {error:?}"
+            );
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains(reason), "{message}");
+        }
     }
 }

@@ -34,15 +34,24 @@ pub struct TensorHeader {
 /// [`ModelError::WeightsInvalid`] when the file cannot be read, is empty, is truncated, or is
 /// not a safetensors file.
 pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, TensorHeader>, ModelError> {
-    let invalid = |reason: String| ModelError::WeightsInvalid { path: path.to_owned(), reason };
-    let mut file = std::fs::File::open(path).map_err(|error| invalid(format!("cannot open: {error}")))?;
-    let file_len = file.metadata().map_err(|error| invalid(error.to_string()))?.len();
+    let invalid = |reason: String| ModelError::WeightsInvalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut file =
+        std::fs::File::open(path).map_err(|error| invalid(format!("cannot open: {error}")))?;
+    let file_len = file
+        .metadata()
+        .map_err(|error| invalid(error.to_string()))?
+        .len();
     if file_len == 0 {
         return Err(invalid("the file is empty".to_owned()));
     }
     let mut prefix = [0u8; 8];
     if file_len < 8 || file.read_exact(&mut prefix).is_err() {
-        return Err(invalid(format!("truncated: {file_len} bytes, shorter than the 8-byte header length")));
+        return Err(invalid(format!(
+            "truncated: {file_len} bytes, shorter than the 8-byte header length"
+        )));
     }
     let header_len = u64::from_le_bytes(prefix);
     if header_len > MAX_HEADER_BYTES || header_len > file_len - 8 {
@@ -52,8 +61,10 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, TensorHea
         )));
     }
     let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(|error| invalid(error.to_string()))?;
-    let entries = parse_header(&header).map_err(|reason| invalid(format!("not a safetensors file: {reason}")))?;
+    file.read_exact(&mut header)
+        .map_err(|error| invalid(error.to_string()))?;
+    let entries = parse_header(&header)
+        .map_err(|reason| invalid(format!("not a safetensors file: {reason}")))?;
     let data_len = file_len - 8 - header_len;
     for (name, entry) in &entries {
         check_entry(name, entry, data_len).map_err(invalid)?;
@@ -92,12 +103,15 @@ fn check_entry(name: &str, entry: &TensorHeader, data_len: u64) -> Result<(), St
         _ => 1,
     };
     let elements = entry.shape.iter().try_fold(1u64, |product, &dim| {
-        u64::try_from(dim).ok().and_then(|dim| product.checked_mul(dim))
+        u64::try_from(dim)
+            .ok()
+            .and_then(|dim| product.checked_mul(dim))
     });
     match elements.and_then(|count| count.checked_mul(element_size)) {
         Some(bytes) if start <= end && end - start == bytes => Ok(()),
         _ => Err(format!(
-            "tensor \"{name}\" of shape {:?} and dtype {} does not fit its byte range {start}..{end}",
+            "tensor \"{name}\" of shape {:?} and dtype {} does not fit its byte range \
+             {start}..{end}",
             entry.shape, entry.dtype
         )),
     }
@@ -121,7 +135,11 @@ pub fn validate_weights(
         let got = entry.shape.first().copied().unwrap_or(0);
         if entry.shape.len() == 2 && got != classes as i64 {
             let got = usize::try_from(got).unwrap_or(0);
-            return Err(ModelError::ClassCountMismatch { path: path.to_owned(), expected: classes, got });
+            return Err(ModelError::ClassCountMismatch {
+                path: path.to_owned(),
+                expected: classes,
+                got,
+            });
         }
     }
     let mut names: Vec<&String> = expected.keys().collect();
@@ -136,7 +154,11 @@ pub fn validate_weights(
         };
         if entry.dtype != "F32" {
             let got = entry.dtype.clone();
-            return Err(ModelError::TensorDtype { path: path.to_owned(), name: name.clone(), got });
+            return Err(ModelError::TensorDtype {
+                path: path.to_owned(),
+                name: name.clone(),
+                got,
+            });
         }
         if entry.shape != expected[name] {
             return Err(ModelError::TensorShape {
@@ -159,7 +181,10 @@ pub fn validate_weights(
 
 /// Returns the name and shape of every variable of a var store.
 pub fn variable_shapes(vs: &VarStore) -> HashMap<String, Vec<i64>> {
-    vs.variables().into_iter().map(|(name, tensor)| (name, tensor.size())).collect()
+    vs.variables()
+        .into_iter()
+        .map(|(name, tensor)| (name, tensor.size()))
+        .collect()
 }
 
 /// Saves all variables of a var store as safetensors, through a temporary file and a rename.
@@ -172,9 +197,14 @@ pub fn save_weights(vs: &VarStore, path: &Path) -> Result<(), ModelError> {
     let temporary = temporary_path(path);
     let mut named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    tch::Tensor::write_safetensors(&named, &temporary)
-        .map_err(ModelError::torch(format!("writing {}", temporary.display())))?;
-    std::fs::rename(&temporary, path).map_err(|source| ModelError::Write { path: path.to_owned(), source })
+    tch::Tensor::write_safetensors(&named, &temporary).map_err(ModelError::torch(format!(
+        "writing {}",
+        temporary.display()
+    )))?;
+    std::fs::rename(&temporary, path).map_err(|source| ModelError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Checks a weights file against a var store's variables and copies its values in.
@@ -191,5 +221,6 @@ pub fn load_weights(
 ) -> Result<(), ModelError> {
     let entries = read_safetensors_header(path)?;
     validate_weights(path, &entries, &variable_shapes(vs), architecture, classes)?;
-    vs.load(path).map_err(ModelError::torch(format!("loading {}", path.display())))
+    vs.load(path)
+        .map_err(ModelError::torch(format!("loading {}", path.display())))
 }

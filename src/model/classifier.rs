@@ -6,7 +6,9 @@ use image::GrayImage;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
-use super::{checkpoint, preprocess, Architecture, ModelDescription, ModelError, Network};
+use super::{
+    checkpoint, preprocess, Architecture, ModelDescription, ModelError, Network, Normalisation,
+};
 use crate::emotion::{EmotionScores, CLASS_COUNT};
 
 /// A loaded emotion network in evaluation mode.
@@ -55,17 +57,12 @@ impl Classifier {
             ?device,
             "loaded emotion model"
         );
-        Ok(Classifier { vs, network, description, device })
-    }
-
-    /// Wraps a network built in memory, for evaluation during training.
-    pub(crate) fn from_parts(
-        vs: VarStore,
-        network: Network,
-        description: ModelDescription,
-    ) -> Classifier {
-        let device = vs.device();
-        Classifier { vs, network, description, device }
+        Ok(Classifier {
+            vs,
+            network,
+            description,
+            device,
+        })
     }
 
     /// Classifies all faces of a frame in one batch; faces of any size are resized to 48x48.
@@ -84,11 +81,18 @@ impl Classifier {
     /// # Errors
     ///
     /// As for [`Classifier::classify`].
-    pub fn classify_with_mirror(&self, faces: &[GrayImage]) -> Result<Vec<EmotionScores>, ModelError> {
+    pub fn classify_with_mirror(
+        &self,
+        faces: &[GrayImage],
+    ) -> Result<Vec<EmotionScores>, ModelError> {
         self.classify_faces(faces, true)
     }
 
-    fn classify_faces(&self, faces: &[GrayImage], mirror: bool) -> Result<Vec<EmotionScores>, ModelError> {
+    fn classify_faces(
+        &self,
+        faces: &[GrayImage],
+        mirror: bool,
+    ) -> Result<Vec<EmotionScores>, ModelError> {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
@@ -99,24 +103,19 @@ impl Classifier {
 
     /// Returns `[N, classes]` softmax probabilities for a `[N, 1, 48, 48]` u8 pixel batch, in
     /// the model's class order, optionally averaged with the mirrored batch.
-    pub(crate) fn probabilities(&self, pixels: &Tensor, mirror: bool) -> Result<Tensor, ModelError> {
-        let inputs = preprocess::normalise_pixels(pixels, self.description.normalisation)?
-            .f_to_device(self.device)
-            .map_err(ModelError::torch("moving faces to the model's device"))?;
-        tch::no_grad(|| {
-            let probabilities = self.network.forward_t(&inputs, false).f_softmax(-1, Kind::Float);
-            let probabilities = probabilities.map_err(ModelError::torch("running the network"))?;
-            if !mirror {
-                return Ok(probabilities);
-            }
-            let mirrored = inputs.f_flip([3]).map_err(ModelError::torch("mirroring faces"))?;
-            let mirrored = self.network.forward_t(&mirrored, false).f_softmax(-1, Kind::Float);
-            let mirrored = mirrored.map_err(ModelError::torch("running the network"))?;
-            Ok((probabilities + mirrored) * 0.5)
-        })
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Torch`] when libtorch fails.
+    pub fn probabilities(&self, pixels: &Tensor, mirror: bool) -> Result<Tensor, ModelError> {
+        let normalisation = self.description.normalisation;
+        predict_probabilities(&self.network, normalisation, self.device, pixels, mirror)
     }
 
-    fn scores_from_probabilities(&self, probabilities: &Tensor) -> Result<Vec<EmotionScores>, ModelError> {
+    fn scores_from_probabilities(
+        &self,
+        probabilities: &Tensor,
+    ) -> Result<Vec<EmotionScores>, ModelError> {
         let rows = Vec::<Vec<f32>>::try_from(probabilities.to_device(Device::Cpu))
             .map_err(ModelError::torch("reading probabilities"))?;
         let scores = rows
@@ -150,11 +149,47 @@ impl Classifier {
     /// Returns the architecture of the loaded network.
     pub fn architecture(&self) -> Architecture {
         // Checked when the description was read.
-        self.description.architecture.parse().unwrap_or(Architecture::VggFace)
+        self.description
+            .architecture
+            .parse()
+            .unwrap_or(Architecture::VggFace)
     }
 
     /// Returns the var store holding the weights.
     pub fn var_store(&self) -> &VarStore {
         &self.vs
     }
+}
+
+/// Runs a network in evaluation mode on a `[N, 1, 48, 48]` u8 pixel batch and returns `[N,
+/// classes]` softmax probabilities, optionally averaged with those of the mirrored batch.
+///
+/// # Errors
+///
+/// [`ModelError::Torch`] when libtorch fails.
+pub fn predict_probabilities(
+    network: &Network,
+    normalisation: Normalisation,
+    device: Device,
+    pixels: &Tensor,
+    mirror: bool,
+) -> Result<Tensor, ModelError> {
+    let inputs = preprocess::normalise_pixels(pixels, normalisation)?
+        .f_to_device(device)
+        .map_err(ModelError::torch("moving faces to the model's device"))?;
+    tch::no_grad(|| {
+        let probabilities = network.forward_t(&inputs, false).f_softmax(-1, Kind::Float);
+        let probabilities = probabilities.map_err(ModelError::torch("running the network"))?;
+        if !mirror {
+            return Ok(probabilities);
+        }
+        let mirrored = inputs
+            .f_flip([3])
+            .map_err(ModelError::torch("mirroring faces"))?;
+        let mirrored = network
+            .forward_t(&mirrored, false)
+            .f_softmax(-1, Kind::Float);
+        let mirrored = mirrored.map_err(ModelError::torch("running the network"))?;
+        Ok((probabilities + mirrored) * 0.5)
+    })
 }

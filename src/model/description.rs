@@ -91,9 +91,14 @@ impl ModelDescription {
     /// [`ModelError::DescriptionInvalid`] when it is empty, not JSON, of another format version
     /// or input size, or lists no or repeated classes, and [`ModelError::UnknownArchitecture`].
     pub fn read(path: &Path) -> Result<ModelDescription, ModelError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ModelError::DescriptionRead { path: path.to_owned(), source })?;
-        let invalid = |reason: String| ModelError::DescriptionInvalid { path: path.to_owned(), reason };
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::DescriptionRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let invalid = |reason: String| ModelError::DescriptionInvalid {
+            path: path.to_owned(),
+            reason,
+        };
         if text.trim().is_empty() {
             return Err(invalid("the file is empty".to_owned()));
         }
@@ -104,7 +109,10 @@ impl ModelDescription {
     }
 
     fn check(&self, path: &Path) -> Result<(), ModelError> {
-        let invalid = |reason: String| ModelError::DescriptionInvalid { path: path.to_owned(), reason };
+        let invalid = |reason: String| ModelError::DescriptionInvalid {
+            path: path.to_owned(),
+            reason,
+        };
         if self.format != DESCRIPTION_FORMAT {
             return Err(invalid(format!(
                 "format version {} is not supported, expected {DESCRIPTION_FORMAT}",
@@ -124,10 +132,16 @@ impl ModelDescription {
         sorted.sort();
         sorted.dedup();
         if sorted.len() != self.classes.len() {
-            return Err(invalid(format!("the class list {:?} repeats a class", self.classes)));
+            return Err(invalid(format!(
+                "the class list {:?} repeats a class",
+                self.classes
+            )));
         }
         if !(self.normalisation.std > 0.0) {
-            return Err(invalid(format!("normalisation std {} is not positive", self.normalisation.std)));
+            return Err(invalid(format!(
+                "normalisation std {} is not positive",
+                self.normalisation.std
+            )));
         }
         self.architecture(path).map(|_| ())
     }
@@ -138,11 +152,13 @@ impl ModelDescription {
     ///
     /// [`ModelError::UnknownArchitecture`] naming `path`.
     pub fn architecture(&self, path: &Path) -> Result<Architecture, ModelError> {
-        self.architecture.parse().map_err(|_| ModelError::UnknownArchitecture {
-            path: path.to_owned(),
-            got: self.architecture.clone(),
-            expected: Architecture::NAMES.to_owned(),
-        })
+        self.architecture
+            .parse()
+            .map_err(|_| ModelError::UnknownArchitecture {
+                path: path.to_owned(),
+                got: self.architecture.clone(),
+                expected: Architecture::NAMES.to_owned(),
+            })
     }
 
     /// Returns the weights path: the `weights` name resolved against the description's folder.
@@ -166,7 +182,10 @@ impl ModelDescription {
 /// readers never see a half-written file.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let temporary = temporary_path(path);
-    let write_error = |source| ModelError::Write { path: path.to_owned(), source };
+    let write_error = |source| ModelError::Write {
+        path: path.to_owned(),
+        source,
+    };
     std::fs::write(&temporary, bytes).map_err(write_error)?;
     std::fs::rename(&temporary, path).map_err(write_error)
 }

@@ -21,13 +21,18 @@ impl FromStr for DeviceRequest {
     /// Parses `cpu`, `cuda` (device 0) or `cuda:N`, without regard to case.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let lower = text.trim().to_ascii_lowercase();
-        let invalid = || ModelError::InvalidDevice { value: text.to_owned() };
+        let invalid = || ModelError::InvalidDevice {
+            value: text.to_owned(),
+        };
         match lower.as_str() {
             "cpu" => Ok(DeviceRequest::Cpu),
             "cuda" => Ok(DeviceRequest::Cuda(0)),
             _ => {
                 let index = lower.strip_prefix("cuda:").ok_or_else(invalid)?;
-                index.parse().map(DeviceRequest::Cuda).map_err(|_| invalid())
+                index
+                    .parse()
+                    .map(DeviceRequest::Cuda)
+                    .map_err(|_| invalid())
             }
         }
     }
@@ -50,7 +55,10 @@ impl fmt::Display for DeviceRequest {
 /// no device with the requested index.
 pub fn resolve_device(request: DeviceRequest) -> Result<tch::Device, ModelError> {
     let DeviceRequest::Cuda(index) = request else {
-        tracing::info!(threads = tch::get_num_threads(), "running the model on the cpu");
+        tracing::info!(
+            threads = tch::get_num_threads(),
+            "running the model on the cpu"
+        );
         return Ok(tch::Device::Cpu);
     };
     if !tch::Cuda::is_available() {
@@ -77,8 +85,14 @@ mod tests {
     #[test]
     fn device_parses_cpu_and_cuda() {
         assert_eq!("cpu".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cpu);
-        assert_eq!("CUDA".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cuda(0));
-        assert_eq!("cuda:2".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cuda(2));
+        assert_eq!(
+            "CUDA".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Cuda(0)
+        );
+        assert_eq!(
+            "cuda:2".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Cuda(2)
+        );
         assert_eq!(DeviceRequest::Cuda(1).to_string(), "cuda:1");
     }
 
@@ -86,7 +100,10 @@ mod tests {
     fn device_rejects_unknown_names() {
         for text in ["gpu", "cuda:", "cuda:x", "cuda:-1", ""] {
             let error = text.parse::<DeviceRequest>().unwrap_err();
-            assert!(error.to_string().contains("invalid device"), "{text}: {error}");
+            assert!(
+                error.to_string().contains("invalid device"),
+                "{text}: {error}"
+            );
         }
     }
 

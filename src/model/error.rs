@@ -18,7 +18,10 @@ pub enum ModelError {
 
     /// The description file could not be read.
     #[error("cannot read model description {}: {source}", path.display())]
-    DescriptionRead { path: PathBuf, source: std::io::Error },
+    DescriptionRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// The description file is empty, not JSON or misses fields.
     #[error("invalid model description {}: {reason}", path.display())]
@@ -30,7 +33,11 @@ pub enum ModelError {
          newer moodscope",
         path.display()
     )]
-    UnknownArchitecture { path: PathBuf, got: String, expected: String },
+    UnknownArchitecture {
+        path: PathBuf,
+        got: String,
+        expected: String,
+    },
 
     /// The weights file named by the description does not exist.
     #[error(
@@ -49,7 +56,11 @@ pub enum ModelError {
         "weights file {} lacks tensor \"{name}\" of the {architecture} architecture",
         path.display()
     )]
-    TensorMissing { path: PathBuf, name: String, architecture: String },
+    TensorMissing {
+        path: PathBuf,
+        name: String,
+        architecture: String,
+    },
 
     /// The weights file holds a tensor the architecture does not have.
     #[error(
@@ -57,18 +68,31 @@ pub enum ModelError {
          not have",
         path.display()
     )]
-    TensorUnexpected { path: PathBuf, name: String, architecture: String },
+    TensorUnexpected {
+        path: PathBuf,
+        name: String,
+        architecture: String,
+    },
 
     /// A tensor has another shape than the architecture needs.
     #[error(
         "tensor \"{name}\" in {} has shape {got:?}, expected {expected:?}",
         path.display()
     )]
-    TensorShape { path: PathBuf, name: String, expected: Vec<i64>, got: Vec<i64> },
+    TensorShape {
+        path: PathBuf,
+        name: String,
+        expected: Vec<i64>,
+        got: Vec<i64>,
+    },
 
     /// A tensor is stored with another element type than 32-bit float.
     #[error("tensor \"{name}\" in {} has dtype \"{got}\", expected \"F32\"", path.display())]
-    TensorDtype { path: PathBuf, name: String, got: String },
+    TensorDtype {
+        path: PathBuf,
+        name: String,
+        got: String,
+    },
 
     /// The final layer's output count differs from the description's class list.
     #[error(
@@ -76,19 +100,35 @@ pub enum ModelError {
          {expected} classes",
         path.display()
     )]
-    ClassCountMismatch { path: PathBuf, expected: usize, got: usize },
+    ClassCountMismatch {
+        path: PathBuf,
+        expected: usize,
+        got: usize,
+    },
 
     /// A face crop without pixels was passed for classification.
-    #[error("face {index} is an empty image ({width}x{height}): pass crops of at least 1x1 pixels")]
-    EmptyFace { index: usize, width: u32, height: u32 },
+    #[error(
+        "face {index} is an empty image ({width}x{height}): pass crops of at least 1x1 pixels"
+    )]
+    EmptyFace {
+        index: usize,
+        width: u32,
+        height: u32,
+    },
 
     /// A libtorch call failed.
     #[error("libtorch failed while {context}: {source}")]
-    Torch { context: String, source: tch::TchError },
+    Torch {
+        context: String,
+        source: tch::TchError,
+    },
 
     /// A model file could not be written.
     #[error("cannot write {}: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl ModelError {

@@ -54,10 +54,16 @@ impl FromStr for Architecture {
         let lower = text.trim().to_ascii_lowercase();
         match lower.as_str() {
             "vggface" => return Ok(Architecture::VggFace),
-            "moodnet" => return Ok(Architecture::MoodNet { width: MOODNET_WIDTH }),
+            "moodnet" => {
+                return Ok(Architecture::MoodNet {
+                    width: MOODNET_WIDTH,
+                })
+            }
             _ => {}
         }
-        let width = lower.strip_prefix("moodnet-w").and_then(|w| w.parse::<i64>().ok());
+        let width = lower
+            .strip_prefix("moodnet-w")
+            .and_then(|w| w.parse::<i64>().ok());
         match width {
             Some(width) if (4..=256).contains(&width) => Ok(Architecture::MoodNet { width }),
             _ => Err(format!(
@@ -107,7 +113,11 @@ impl ModuleT for Network {
 /// Counts the trainable parameters and all stored values (adding batch-norm running
 /// statistics, as Keras's "total params" does) of a var store.
 pub fn parameter_counts(vs: &nn::VarStore) -> (i64, i64) {
-    let trainable = vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>();
+    let trainable = vs
+        .trainable_variables()
+        .iter()
+        .map(Tensor::numel)
+        .sum::<usize>();
     let total = vs.variables().values().map(Tensor::numel).sum::<usize>();
     (trainable as i64, total as i64)
 }
@@ -134,17 +144,38 @@ fn keras_batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
 
 impl VggFace {
     fn new(root: &nn::Path, classes: i64) -> VggFace {
-        let layers = [(1, 64, 5), (64, 64, 5), (64, 128, 3), (128, 128, 3), (128, 256, 3)];
+        let layers = [
+            (1, 64, 5),
+            (64, 64, 5),
+            (64, 128, 3),
+            (128, 128, 3),
+            (128, 256, 3),
+        ];
         let layers = layers.into_iter().chain([(256, 256, 3)]);
         let convs = layers
             .enumerate()
             .map(|(i, (input, output, kernel))| {
-                let config = nn::ConvConfig { padding: kernel / 2, ..Default::default() };
-                let conv = nn::conv2d(root / format!("conv{}", i + 1), input, output, kernel, config);
-                (conv, keras_batch_norm(root / format!("bn{}", i + 1), output))
+                let config = nn::ConvConfig {
+                    padding: kernel / 2,
+                    ..Default::default()
+                };
+                let conv = nn::conv2d(
+                    root / format!("conv{}", i + 1),
+                    input,
+                    output,
+                    kernel,
+                    config,
+                );
+                (
+                    conv,
+                    keras_batch_norm(root / format!("bn{}", i + 1), output),
+                )
             })
             .collect();
-        let zero_bias = nn::LinearConfig { bs_init: Some(nn::Init::Const(0.0)), ..Default::default() };
+        let zero_bias = nn::LinearConfig {
+            bs_init: Some(nn::Init::Const(0.0)),
+            ..Default::default()
+        };
         let flat = 256 * 6 * 6;
         let fc1 = nn::linear(root / "fc1", flat, 128, zero_bias);
         let config = nn::BatchNormConfig {
@@ -155,7 +186,12 @@ impl VggFace {
         };
         let bn7 = nn::batch_norm1d(root / "bn7", 128, config);
         let fc2 = nn::linear(root / "fc2", 128, classes, zero_bias);
-        VggFace { convs, fc1, bn7, fc2 }
+        VggFace {
+            convs,
+            fc1,
+            bn7,
+            fc2,
+        }
     }
 }
 
@@ -221,9 +257,16 @@ impl MoodNet {
         for (stage, &output) in widths.iter().enumerate() {
             for layer in 1..=2 {
                 let prefix = root / format!("stage{}", stage + 1);
-                let config = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
+                let config = nn::ConvConfig {
+                    padding: 1,
+                    bias: false,
+                    ..Default::default()
+                };
                 let conv = nn::conv2d(&prefix / format!("conv{layer}"), input, output, 3, config);
-                let bn_config = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), ..Default::default() };
+                let bn_config = nn::BatchNormConfig {
+                    ws_init: nn::Init::Const(1.0),
+                    ..Default::default()
+                };
                 let bn = nn::batch_norm2d(&prefix / format!("bn{layer}"), output, bn_config);
                 convs.push((conv, bn));
                 input = output;
@@ -244,7 +287,10 @@ impl ModuleT for MoodNet {
                 xs = xs.max_pool2d_default(2);
             }
         }
-        xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1).dropout(0.3, train).apply(&self.fc)
+        xs.adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .dropout(0.3, train)
+            .apply(&self.fc)
     }
 }
 
@@ -268,7 +314,11 @@ mod tests {
             let vs = nn::VarStore::new(tch::Device::Cpu);
             let net = Network::new(&vs.root(), architecture, 3);
             let xs = Tensor::zeros([2, 1, 48, 48], (Kind::Float, tch::Device::Cpu));
-            assert_eq!(net.forward_t(&xs, false).size(), vec![2, 3], "{architecture}");
+            assert_eq!(
+                net.forward_t(&xs, false).size(),
+                vec![2, 3],
+                "{architecture}"
+            );
         }
     }
 
@@ -281,7 +331,10 @@ mod tests {
         let weight = &vs.variables()["conv6.weight"];
         let expected = (2.0 / (256.0 * 9.0_f64)).sqrt();
         let std = weight.std(true).double_value(&[]);
-        assert!((std - expected).abs() < 0.02 * expected, "std {std}, expected {expected}");
+        assert!(
+            (std - expected).abs() < 0.02 * expected,
+            "std {std}, expected {expected}"
+        );
         let max = weight.abs().max().double_value(&[]);
         assert!(max <= 2.0 * expected / 0.8796 + 1e-6, "max {max}");
     }

@@ -19,7 +19,11 @@ pub fn faces_to_tensor(faces: &[GrayImage], size: u32) -> Result<Tensor, ModelEr
     for (index, face) in faces.iter().enumerate() {
         let (width, height) = face.dimensions();
         if width == 0 || height == 0 {
-            return Err(ModelError::EmptyFace { index, width, height });
+            return Err(ModelError::EmptyFace {
+                index,
+                width,
+                height,
+            });
         }
         if (width, height) == (size, size) {
             pixels.extend_from_slice(face.as_raw());
@@ -39,7 +43,10 @@ pub fn faces_to_tensor(faces: &[GrayImage], size: u32) -> Result<Tensor, ModelEr
 /// # Errors
 ///
 /// [`ModelError::Torch`] when libtorch fails.
-pub fn normalise_pixels(pixels: &Tensor, normalisation: Normalisation) -> Result<Tensor, ModelError> {
+pub fn normalise_pixels(
+    pixels: &Tensor,
+    normalisation: Normalisation,
+) -> Result<Tensor, ModelError> {
     let scale = 1.0 / (255.0 * f64::from(normalisation.std));
     let offset = f64::from(normalisation.mean) / f64::from(normalisation.std);
     pixels
@@ -55,7 +62,10 @@ mod tests {
 
     #[test]
     fn faces_of_any_size_become_one_batch() {
-        let faces = [GrayImage::new(48, 48), GrayImage::from_pixel(97, 60, image::Luma([255]))];
+        let faces = [
+            GrayImage::new(48, 48),
+            GrayImage::from_pixel(97, 60, image::Luma([255])),
+        ];
         let batch = faces_to_tensor(&faces, 48).unwrap();
         assert_eq!(batch.size(), vec![2, 1, 48, 48]);
         assert_eq!(batch.kind(), Kind::Uint8);
@@ -71,8 +81,12 @@ mod tests {
     #[test]
     fn normalisation_maps_pixel_range() {
         let pixels = Tensor::from_slice(&[0u8, 255]);
-        let normalisation = Normalisation { mean: 0.5, std: 0.25 };
-        let values = Vec::<f32>::try_from(normalise_pixels(&pixels, normalisation).unwrap()).unwrap();
+        let normalisation = Normalisation {
+            mean: 0.5,
+            std: 0.25,
+        };
+        let values =
+            Vec::<f32>::try_from(normalise_pixels(&pixels, normalisation).unwrap()).unwrap();
         assert!((values[0] + 2.0).abs() < 1e-6);
         assert!((values[1] - 2.0).abs() < 1e-6);
     }

@@ -12,6 +12,7 @@ use image::GrayImage;
 
 use super::StageTimings;
 use super::{Control, FrameReport, PipelineConfig, PipelineEvent, PipelineOutcome, Sampling};
+use crate::annotate::save_annotated;
 use crate::capture::{open_source, Frame, SourceSpec};
 use crate::detect::{crop_face, FaceBox, FaceDetector};
 use crate::model::Classifier;
@@ -427,6 +428,10 @@ impl ClassifyStage {
                     recorder
                         .write_frame(&label, &report, config.no_face_rows)
                         .map_err(|error| error.to_string())?;
+                }
+                if let Some(dir) = &config.annotate {
+                    let label = row_label(&config.sources[source], &report.frame);
+                    save_annotated(dir, &label, &report).map_err(|error| error.to_string())?;
                 }
                 let _ = self.events.send(PipelineEvent::Frame(Box::new(report)));
             }

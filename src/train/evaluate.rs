@@ -1,0 +1,227 @@
+//! Evaluation of a network on a labelled data set, and the `moodscope eval` command.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use super::args::EvalArgs;
+use super::dataset;
+use super::metrics::ClassMetrics;
+use super::plot;
+
+use super::dataset::Dataset;
+use super::metrics::ConfusionMatrix;
+use crate::model::{
+    predict_probabilities, resolve_device, Classifier, DeviceRequest, EvaluationRecord,
+    ModelDescription, ModelError, Network, Normalisation,
+};
+
+/// Faces per forward pass during evaluation.
+const EVAL_BATCH: i64 = 512;
+
+/// Result of running a network over a data set.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub matrix: ConfusionMatrix,
+    /// Mean cross-entropy of the true classes (without label smoothing).
+    pub loss: f64,
+}
+
+/// Runs `network` over `dataset` in batches and counts its predictions.
+///
+/// The data set's classes must be the network's outputs, in the same order.
+///
+/// # Errors
+///
+/// [`ModelError::Torch`] when libtorch fails.
+pub fn evaluate_network(
+    network: &Network,
+    normalisation: Normalisation,
+    device: Device,
+    dataset: &Dataset,
+    mirror: bool,
+) -> Result<Evaluation, ModelError> {
+    evaluate_with(dataset, |pixels| {
+        predict_probabilities(network, normalisation, device, pixels, mirror)
+    })
+}
+
+/// Runs a loaded model over `dataset`, whose classes must be the model's, in its order.
+///
+/// # Errors
+///
+/// [`ModelError::Torch`] when libtorch fails.
+pub fn evaluate_classifier(
+    classifier: &Classifier,
+    dataset: &Dataset,
+    mirror: bool,
+) -> Result<Evaluation, ModelError> {
+    evaluate_with(dataset, |pixels| classifier.probabilities(pixels, mirror))
+}
+
+fn evaluate_with(
+    dataset: &Dataset,
+    probabilities_of: impl Fn(&Tensor) -> Result<Tensor, ModelError>,
+) -> Result<Evaluation, ModelError> {
+    let mut matrix = ConfusionMatrix::new(&dataset.classes);
+    let mut loss_sum = 0.0;
+    let count = dataset.len() as i64;
+    for start in (0..count).step_by(EVAL_BATCH as usize) {
+        let length = EVAL_BATCH.min(count - start);
+        let probabilities = probabilities_of(&dataset.images.narrow(0, start, length))?;
+        let labels = &dataset.labels[start as usize..(start + length) as usize];
+        loss_sum += count_predictions(&probabilities, labels, &mut matrix)?;
+    }
+    Ok(Evaluation {
+        matrix,
+        loss: loss_sum / count.max(1) as f64,
+    })
+}
+
+/// Adds a batch's predictions to `matrix` and returns the summed cross-entropy.
+fn count_predictions(
+    probabilities: &Tensor,
+    labels: &[i64],
+    matrix: &mut ConfusionMatrix,
+) -> Result<f64, ModelError> {
+    let torch = ModelError::torch("reading predictions");
+    let probabilities = probabilities
+        .f_to_device(Device::Cpu)
+        .map_err(ModelError::torch("reading predictions"))?;
+    let predicted = Vec::<i64>::try_from(probabilities.argmax(-1, false)).map_err(torch)?;
+    let targets = Tensor::from_slice(labels).unsqueeze(1);
+    let true_probabilities = probabilities.gather(1, &targets, false).clamp_min(1e-12);
+    let loss = -true_probabilities.log().sum(Kind::Double).double_value(&[]);
+    for (&truth, &guess) in labels.iter().zip(&predicted) {
+        matrix.add(truth as usize, guess as usize);
+    }
+    Ok(loss)
+}
+
+/// Result of `moodscope eval`, as written by `--report`.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub model: PathBuf,
+    pub data: PathBuf,
+    pub split: String,
+    pub tta: bool,
+    pub images: u64,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub loss: f64,
+    pub per_class: Vec<ClassMetrics>,
+    /// Rows are true classes, columns predictions, both in `classes` order.
+    pub confusion_matrix: ConfusionMatrix,
+}
+
+/// Evaluates a saved model on a labelled split: prints the confusion matrix and metrics, and
+/// writes the JSON report, the heat map and the description's record when asked.
+///
+/// Faces of classes the model does not know are left out.
+///
+/// # Errors
+///
+/// Invalid options, a model that does not load, unreadable data and unwritable outputs.
+pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
+    if let Some(threads) = args.threads {
+        anyhow::ensure!(threads >= 1, "--threads \"{threads}\" must be at least 1");
+        super::set_threads(threads);
+    }
+    let request: DeviceRequest = args.device.parse()?;
+    let classifier = Classifier::load(&args.model, resolve_device(request)?)?;
+    let dataset = dataset::load_split(&args.data, &args.split)?
+        .select_classes(&classifier.description().classes);
+    anyhow::ensure!(
+        !dataset.is_empty(),
+        "split \"{}\" holds no faces of the model's classes",
+        args.split
+    );
+    let evaluation = evaluate_classifier(&classifier, &dataset, args.tta)?;
+    let matrix = &evaluation.matrix;
+    println!(
+        "{} on {} {}{}",
+        args.model.display(),
+        args.data.display(),
+        args.split,
+        if args.tta {
+            " with mirror averaging"
+        } else {
+            ""
+        }
+    );
+    println!("{matrix}");
+    let report = EvalReport {
+        model: args.model.clone(),
+        data: args.data.clone(),
+        split: args.split.clone(),
+        tta: args.tta,
+        images: matrix.total(),
+        accuracy: matrix.accuracy(),
+        macro_f1: matrix.macro_f1(),
+        loss: evaluation.loss,
+        per_class: matrix.per_class(),
+        confusion_matrix: matrix.clone(),
+    };
+    write_outputs(args, &report)?;
+    if args.record {
+        record_in_description(args, &report)?;
+    }
+    Ok(())
+}
+
+fn write_outputs(args: &EvalArgs, report: &EvalReport) -> anyhow::Result<()> {
+    if let Some(path) = &args.report {
+        let text = serde_json::to_string_pretty(report)? + "\n";
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write report {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    if let Some(path) = &args.heatmap {
+        let title = format!(
+            "{} on {}{}: accuracy {:.1}%, macro-F1 {:.3}",
+            args.model.file_stem().unwrap_or_default().to_string_lossy(),
+            args.split,
+            if args.tta { " (mirror TTA)" } else { "" },
+            report.accuracy * 100.0,
+            report.macro_f1
+        );
+        plot::draw_heatmap(&report.confusion_matrix, &title, path)?;
+        println!("heat map: {}", path.display());
+    }
+    Ok(())
+}
+
+/// Adds (or replaces) this split's measurement in the model's description file.
+fn record_in_description(args: &EvalArgs, report: &EvalReport) -> anyhow::Result<()> {
+    let mut description = ModelDescription::read(&args.model)?;
+    let data_name = args
+        .data
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let command = format!(
+        "moodscope eval {} --data {} --split {}{}",
+        args.model.display(),
+        args.data.display(),
+        args.split,
+        if args.tta { " --tta" } else { "" }
+    );
+    description
+        .evaluations
+        .retain(|record| !(record.split == args.split && record.tta == args.tta));
+    description.evaluations.push(EvaluationRecord {
+        data: data_name,
+        split: args.split.clone(),
+        tta: args.tta,
+        images: report.images as usize,
+        accuracy: report.accuracy,
+        macro_f1: report.macro_f1,
+        command,
+    });
+    description.write(&args.model)?;
+    println!("recorded in {}", args.model.display());
+    Ok(())
+}

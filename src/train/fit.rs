@@ -1,0 +1,544 @@
+//! The training loop: data loading, epochs, checkpoints, the best model and resuming.
+//!
+//! Every epoch ends with `DIR/checkpoint.safetensors` (weights, Adam moments and the epoch),
+//! then `DIR/state.json` (counters, schedule and history), each written to a temporary file
+//! and renamed. state.json is written last, so it never points past the checkpoint.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use super::args::{OptimizerKind, TrainArgs, TrainConfig};
+use super::augment::Augmentation;
+use super::dataset::{self, Dataset};
+use super::evaluate::{evaluate_network, Evaluation};
+use super::optimizer::{Adam, AdamConfig};
+use super::plot;
+use super::run_state::*;
+use super::schedule::{Plateau, ScheduleKind, StepSchedule};
+use crate::model::{
+    self, init_he_normal, parameter_counts, resolve_device, Architecture, DeviceRequest,
+    ModelDescription, Network, TrainingRecord, DESCRIPTION_FORMAT, INPUT_SIZE,
+};
+
+/// Smallest validation-accuracy gain that resets the early-stop counter.
+const EARLY_STOP_MIN_DELTA: f64 = 5e-5;
+
+/// Trains a network as `args` describe, or continues the run named by `--resume`.
+///
+/// # Errors
+///
+/// Invalid options, unreadable data, libtorch failures and files that cannot be written.
+pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let (args, state) = match &args.resume {
+        Some(folder) => resumed_args(args, folder)?,
+        None => (args.clone(), None),
+    };
+    let config = TrainConfig::resolve(&args).map_err(anyhow::Error::msg)?;
+    if let Some(threads) = args.threads {
+        super::set_threads(threads);
+    }
+    let request: DeviceRequest = args.device.parse()?;
+    let device = resolve_device(request)?;
+    let (train, val) = load_data(&args)?;
+    println!(
+        "training on {} faces, validating on {} ({})",
+        train.len(),
+        val.len(),
+        class_list(&train)
+    );
+    let mut session = Session::new(args, config, device, train, val)?;
+    if let Some(state) = state {
+        session.restore(state)?;
+    }
+    session.run()
+}
+
+/// Reads a run's saved options, applying the --epochs and --threads given now.
+fn resumed_args(args: &TrainArgs, folder: &Path) -> anyhow::Result<(TrainArgs, Option<RunState>)> {
+    let mut state = RunState::read(folder)?;
+    let mut saved = state.args.clone();
+    saved.out = Some(folder.to_owned());
+    saved.threads = args.threads;
+    if let Some(epochs) = args.epochs {
+        saved.epochs = Some(epochs);
+        state.args.epochs = Some(epochs);
+    }
+    println!("resuming {} after epoch {}", folder.display(), state.epoch);
+    Ok((saved, Some(state)))
+}
+
+fn class_list(dataset: &Dataset) -> String {
+    let counts = dataset.class_counts();
+    let parts: Vec<String> = dataset
+        .classes
+        .iter()
+        .zip(counts)
+        .map(|(class, count)| format!("{class} {count}"))
+        .collect();
+    parts.join(", ")
+}
+
+/// Loads the training and validation data, applying --classes, --val-fraction and the limits.
+fn load_data(args: &TrainArgs) -> anyhow::Result<(Dataset, Dataset)> {
+    let data = args.data.as_deref().context("--data is required")?;
+    let classes = args
+        .classes
+        .as_deref()
+        .map(dataset::parse_classes)
+        .transpose()?;
+    let training = dataset::load_split(data, &args.train_split)?;
+    let (mut train, mut val) = match args.val_fraction {
+        Some(fraction) => training.stratified_split(fraction, args.seed),
+        None => (training, dataset::load_split(data, &args.val_split)?),
+    };
+    if let Some(classes) = &classes {
+        train = train.select_classes(classes);
+        val = val.select_classes(classes);
+    }
+    if let Some(limit) = args.train_limit {
+        train = train.stratified_sample(limit, args.seed);
+    }
+    if let Some(limit) = args.val_limit {
+        val = val.stratified_sample(limit, args.seed);
+    }
+    if let Some(position) = train.class_counts().iter().position(|&count| count == 0) {
+        bail!(
+            "no training faces of class \"{}\": check --data and --classes",
+            train.classes[position]
+        );
+    }
+    if val.is_empty() {
+        bail!("no validation faces: check --val-split or --val-fraction");
+    }
+    Ok((train, val))
+}
+
+/// One training run in memory.
+struct Session {
+    args: TrainArgs,
+    config: TrainConfig,
+    architecture: Architecture,
+    device: Device,
+    out: PathBuf,
+    train: Dataset,
+    val: Dataset,
+    vs: VarStore,
+    network: Network,
+    adam: Adam,
+    parameters: i64,
+    class_weights: Option<Tensor>,
+    state: RunState,
+}
+
+impl Session {
+    fn new(
+        args: TrainArgs,
+        config: TrainConfig,
+        device: Device,
+        train: Dataset,
+        val: Dataset,
+    ) -> anyhow::Result<Session> {
+        let architecture: Architecture = config.architecture.parse().map_err(anyhow::Error::msg)?;
+        let out = args.out.clone().context("--out is required")?;
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create run folder {}", out.display()))?;
+        tch::manual_seed(args.seed as i64);
+        let vs = VarStore::new(device);
+        let network = Network::new(&vs.root(), architecture, train.classes.len() as i64);
+        if architecture == Architecture::VggFace {
+            init_he_normal(&vs);
+        }
+        let (parameters, total) = parameter_counts(&vs);
+        println!(
+            "{architecture}: {parameters} trainable parameters, {total} with batch-norm statistics"
+        );
+        let adam = Adam::new(&vs, adam_config(&config));
+        let class_weights = config
+            .class_weights
+            .then(|| balanced_weights(&train).to_device(device));
+        let state = fresh_state(&args, &config);
+        Ok(Session {
+            args,
+            config,
+            architecture,
+            device,
+            out,
+            train,
+            val,
+            vs,
+            network,
+            adam,
+            parameters,
+            class_weights,
+            state,
+        })
+    }
+
+    /// Loads the checkpoint of a resumed run and takes over its counters.
+    fn restore(&mut self, state: RunState) -> anyhow::Result<()> {
+        let path = self.out.join(CHECKPOINT_FILE);
+        let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
+            .with_context(|| format!("cannot read checkpoint {}", path.display()))?
+            .into_iter()
+            .collect();
+        let epoch = tensors
+            .get(CHECKPOINT_EPOCH_TENSOR)
+            .map(|t| t.int64_value(&[0]));
+        if epoch != Some(state.epoch as i64) {
+            bail!(
+                "checkpoint {} is of epoch {epoch:?} but state.json says {}: the run stopped while \
+                 saving; delete the run folder and start again",
+                path.display(),
+                state.epoch
+            );
+        }
+        copy_variables(&self.vs, &tensors)
+            .with_context(|| format!("checkpoint {}", path.display()))?;
+        self.adam
+            .load_state(&tensors, state.step)
+            .map_err(anyhow::Error::msg)?;
+        self.state = RunState {
+            config: self.config.clone(),
+            ..state
+        };
+        Ok(())
+    }
+
+    fn run(&mut self) -> anyhow::Result<()> {
+        let schedule = self.step_schedule();
+        while self.state.epoch < self.config.epochs && !self.state.stopped_early {
+            let epoch = self.state.epoch + 1;
+            let started = Instant::now();
+            let (train_loss, train_accuracy) = self.train_epoch(epoch, &schedule)?;
+            let evaluation = evaluate_network(
+                &self.network,
+                self.config.normalisation,
+                self.device,
+                &self.val,
+                false,
+            )?;
+            let seconds = started.elapsed().as_secs_f64();
+            let record = EpochRecord {
+                epoch,
+                lr: self.state.lr,
+                train_loss,
+                train_accuracy,
+                val_loss: evaluation.loss,
+                val_accuracy: evaluation.matrix.accuracy(),
+                val_macro_f1: evaluation.matrix.macro_f1(),
+                seconds,
+            };
+            self.finish_epoch(record, &evaluation)?;
+        }
+        self.report_end()
+    }
+
+    fn step_schedule(&self) -> StepSchedule {
+        let steps_per_epoch = self.train.len().div_ceil(self.config.batch_size) as f64;
+        StepSchedule {
+            kind: self.config.schedule,
+            peak: self.config.lr,
+            total_steps: (steps_per_epoch * self.config.epochs as f64) as i64,
+            warmup_steps: (steps_per_epoch * self.config.warmup_epochs) as i64,
+        }
+    }
+
+    /// Runs one epoch of optimizer steps and returns the mean training loss and accuracy.
+    fn train_epoch(&mut self, epoch: usize, schedule: &StepSchedule) -> anyhow::Result<(f64, f64)> {
+        // Seeding every epoch from the run's seed lets a resumed run draw what it would have.
+        let epoch_seed = self.args.seed.wrapping_add(epoch as u64);
+        tch::manual_seed(epoch_seed as i64);
+        let mut rng = StdRng::seed_from_u64(epoch_seed);
+        let mut order: Vec<i64> = (0..self.train.len() as i64).collect();
+        order.shuffle(&mut rng);
+        let batches: Vec<&[i64]> = order
+            .chunks(self.config.batch_size)
+            .filter(|batch| batch.len() >= 2)
+            .collect();
+        let progress = progress_bar(batches.len() as u64, epoch, self.config.epochs);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+        for batch in batches {
+            if schedule.kind != ScheduleKind::Plateau {
+                self.state.lr = schedule.rate(self.state.step);
+            }
+            let (loss, hits) = self.train_step(batch, &mut rng)?;
+            self.state.step += 1;
+            loss_sum += loss * batch.len() as f64;
+            correct += hits;
+            seen += batch.len();
+            progress.inc(1);
+            progress.set_message(format!(
+                "loss {:.3} acc {:.3}",
+                loss_sum / seen as f64,
+                correct as f64 / seen as f64
+            ));
+        }
+        progress.finish_and_clear();
+        Ok((
+            loss_sum / seen.max(1) as f64,
+            correct as f64 / seen.max(1) as f64,
+        ))
+    }
+
+    /// Makes one optimizer step on the faces at `indices`; returns the loss and correct count.
+    fn train_step(&mut self, indices: &[i64], rng: &mut StdRng) -> anyhow::Result<(f64, i64)> {
+        let index = Tensor::from_slice(indices);
+        let mut pixels = self
+            .train
+            .images
+            .index_select(0, &index)
+            .to_kind(Kind::Float);
+        if self.config.augment {
+            // The augmentation ops are small; split across threads they spend more time
+            // waiting at OpenMP barriers than computing, by 50x on a busy two-core machine.
+            let threads = tch::get_num_threads();
+            tch::set_num_threads(1);
+            pixels = Augmentation::default().apply(&pixels, rng);
+            tch::set_num_threads(threads);
+        }
+        let inputs =
+            model::normalise_pixels(&pixels, self.config.normalisation)?.to_device(self.device);
+        let labels: Vec<i64> = indices
+            .iter()
+            .map(|&i| self.train.labels[i as usize])
+            .collect();
+        let targets = Tensor::from_slice(&labels).to_device(self.device);
+        let logits = self.network.forward_t(&inputs, true);
+        let loss = logits.f_cross_entropy_loss(
+            &targets,
+            self.class_weights.as_ref(),
+            Reduction::Mean,
+            -100,
+            self.config.label_smoothing,
+        )?;
+        self.adam.zero_grad();
+        loss.backward();
+        self.adam.step(self.state.lr);
+        let hits = logits
+            .argmax(-1, false)
+            .eq_tensor(&targets)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        Ok((loss.double_value(&[]), hits))
+    }
+
+    /// Updates the counters, saves the best model and the checkpoint, and logs the epoch.
+    fn finish_epoch(&mut self, record: EpochRecord, evaluation: &Evaluation) -> anyhow::Result<()> {
+        let accuracy = record.val_accuracy;
+        self.state.epoch = record.epoch;
+        self.state.seconds += record.seconds;
+        if accuracy > self.state.best_accuracy + EARLY_STOP_MIN_DELTA || self.state.best_epoch == 0
+        {
+            self.state.epochs_without_gain = 0;
+        } else {
+            self.state.epochs_without_gain += 1;
+        }
+        if accuracy > self.state.best_accuracy || self.state.best_epoch == 0 {
+            self.state.best_accuracy = accuracy;
+            self.state.best_epoch = record.epoch;
+            self.save_best(evaluation)?;
+        }
+        if self.config.schedule == ScheduleKind::Plateau {
+            self.state.lr = self.state.plateau.update(accuracy, self.state.lr);
+        }
+        let early_stop = self.config.early_stop;
+        self.state.stopped_early = early_stop > 0 && self.state.epochs_without_gain >= early_stop;
+        println!(
+            "epoch {}/{}  lr {:.2e}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4} \
+             macro-F1 {:.4}  {:.0} s  best {:.4} (epoch {})",
+            record.epoch,
+            self.config.epochs,
+            record.lr,
+            record.train_loss,
+            record.train_accuracy,
+            record.val_loss,
+            accuracy,
+            record.val_macro_f1,
+            record.seconds,
+            self.state.best_accuracy,
+            self.state.best_epoch
+        );
+        self.state.history.push(record);
+        self.save_checkpoint()?;
+        self.state.write_epoch_log(&self.out)?;
+        if let Err(error) = plot::draw_curves(&self.state.history, &self.out.join(CURVES_FILE)) {
+            tracing::warn!(%error, "cannot draw the training curves");
+            eprintln!("warning: cannot draw the training curves: {error:#}");
+        }
+        Ok(())
+    }
+
+    fn save_best(&self, evaluation: &Evaluation) -> anyhow::Result<()> {
+        model::save_weights(&self.vs, &self.out.join(BEST_WEIGHTS_FILE))?;
+        let description = ModelDescription {
+            format: DESCRIPTION_FORMAT,
+            architecture: self.architecture.to_string(),
+            input_size: INPUT_SIZE,
+            classes: self.train.classes.clone(),
+            normalisation: self.config.normalisation,
+            weights: BEST_WEIGHTS_FILE.to_owned(),
+            parameters: self.parameters,
+            training: self.training_record(evaluation),
+            evaluations: Vec::new(),
+        };
+        description.write(&self.out.join(BEST_DESCRIPTION_FILE))?;
+        Ok(())
+    }
+
+    fn training_record(&self, evaluation: &Evaluation) -> TrainingRecord {
+        let data = self
+            .args
+            .data
+            .as_deref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_default();
+        let selection_split = match self.args.val_fraction {
+            Some(fraction) => format!(
+                "stratified {fraction} of {} (seed {})",
+                self.args.train_split, self.args.seed
+            ),
+            None => self.args.val_split.clone(),
+        };
+        TrainingRecord {
+            data: format!("FER-2013 from {data}, {} training faces", self.train.len()),
+            train_split: self.args.train_split.clone(),
+            selection_split,
+            recipe: self.config.summary(),
+            epochs: self.state.epoch,
+            best_epoch: self.state.epoch,
+            selection_accuracy: evaluation.matrix.accuracy(),
+            seed: self.args.seed,
+            seconds: self.state.seconds,
+        }
+    }
+
+    fn save_checkpoint(&self) -> anyhow::Result<()> {
+        let path = self.out.join(CHECKPOINT_FILE);
+        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        named.extend(self.adam.state_tensors());
+        named.push((
+            CHECKPOINT_EPOCH_TENSOR.to_owned(),
+            Tensor::from_slice(&[self.state.epoch as i64]),
+        ));
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let temporary = path.with_extension("safetensors.tmp");
+        Tensor::write_safetensors(&named, &temporary)
+            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        std::fs::rename(&temporary, &path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        self.state.write(&self.out)
+    }
+
+    fn report_end(&self) -> anyhow::Result<()> {
+        if self.state.stopped_early {
+            println!(
+                "stopped early after epoch {}: no gain for {} epochs; the best weights (epoch {}) \
+                 are in {}",
+                self.state.epoch,
+                self.config.early_stop,
+                self.state.best_epoch,
+                self.out.join(BEST_DESCRIPTION_FILE).display()
+            );
+        }
+        println!(
+            "best validation accuracy {:.4} at epoch {}: {}",
+            self.state.best_accuracy,
+            self.state.best_epoch,
+            self.out.join(BEST_DESCRIPTION_FILE).display()
+        );
+        Ok(())
+    }
+}
+
+fn adam_config(config: &TrainConfig) -> AdamConfig {
+    AdamConfig {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: config.adam_eps,
+        weight_decay: config.weight_decay,
+        decoupled: config.optimizer == OptimizerKind::Adamw,
+    }
+}
+
+fn fresh_state(args: &TrainArgs, config: &TrainConfig) -> RunState {
+    RunState {
+        epoch: 0,
+        step: 0,
+        lr: config.lr,
+        best_accuracy: 0.0,
+        best_epoch: 0,
+        epochs_without_gain: 0,
+        plateau: Plateau {
+            patience: config.plateau_patience,
+            floor: 1e-7,
+            best: 0.0,
+            epochs_without_gain: 0,
+        },
+        seed: args.seed,
+        seconds: 0.0,
+        stopped_early: false,
+        args: args.clone(),
+        config: config.clone(),
+        history: Vec::new(),
+    }
+}
+
+/// Returns per-class loss weights proportional to 1/sqrt(class frequency), scaled so that
+/// the mean weight over the training faces is 1.
+fn balanced_weights(train: &Dataset) -> Tensor {
+    let counts = train.class_counts();
+    let raw: Vec<f64> = counts
+        .iter()
+        .map(|&count| 1.0 / (count.max(1) as f64).sqrt())
+        .collect();
+    let mean = raw
+        .iter()
+        .zip(&counts)
+        .map(|(w, &c)| w * c as f64)
+        .sum::<f64>()
+        / train.len() as f64;
+    let weights: Vec<f32> = raw.iter().map(|w| (w / mean) as f32).collect();
+    Tensor::from_slice(&weights)
+}
+
+/// Copies checkpoint tensors into the var store's variables of the same name and shape.
+fn copy_variables(vs: &VarStore, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+    for (name, mut variable) in vs.variables() {
+        let value = tensors
+            .get(&name)
+            .with_context(|| format!("tensor \"{name}\" is missing"))?;
+        if value.size() != variable.size() {
+            bail!(
+                "tensor \"{name}\" has shape {:?}, expected {:?}",
+                value.size(),
+                variable.size()
+            );
+        }
+        tch::no_grad(|| variable.f_copy_(value))?;
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(batches: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    let progress = ProgressBar::new(batches);
+    if !std::io::stderr().is_terminal() {
+        progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta} left)")
+        .expect("the template is valid")
+        .progress_chars("=> ");
+    progress.set_style(style);
+    progress.set_prefix(format!("epoch {epoch}/{epochs}"));
+    progress
+}

@@ -1,0 +1,206 @@
+//! `moodscope analyze` end to end on the demo media and on generated bad inputs.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{media, moodscope, read_rows, run, CsvRow};
+
+fn analyze(args: &[&str], inputs: &[&Path], output: &Path) -> (Option<i32>, Vec<CsvRow>) {
+    let mut command = moodscope();
+    command.arg("analyze").args(args).arg("--output").arg(output).args(inputs);
+    let status = run(&mut command).status.code();
+    (status, read_rows(output))
+}
+
+#[test]
+fn multi_face_photo_gives_five_faces() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.csv");
+    let (status, rows) = analyze(&[], &[&media("multi_face.jpg")], &out);
+    assert_eq!(status, Some(0));
+    // The photo shows five young people side by side, all smiling.
+    assert_eq!(rows.len(), 5, "{rows:#?}");
+    let mut ids: Vec<u64> = rows.iter().map(|row| row.face_id.unwrap()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+    let happy = rows.iter().filter(|row| row.label == "happy").count();
+    assert!(happy >= 3, "only {happy} of 5 smiling faces labelled happy");
+}
+
+#[test]
+fn no_face_clip_gives_only_no_face_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.csv");
+    let (status, rows) = analyze(&[], &[&media("no_face.mp4")], &out);
+    assert_eq!(status, Some(0));
+    // ffprobe counts 98 video frames in the clip.
+    assert_eq!(rows.len(), 98);
+    assert!(rows.iter().all(|row| row.status == "no_face"));
+    assert!(rows.iter().all(|row| row.probabilities.is_none()));
+}
+
+#[test]
+fn single_face_clip_keeps_one_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.csv");
+    let (status, rows) = analyze(&[], &[&media("single_face.mp4")], &out);
+    assert_eq!(status, Some(0));
+    let faces: Vec<&CsvRow> = rows.iter().filter(|row| row.status == "face").collect();
+    // ffprobe counts 72 video frames in the clip.
+    assert!(faces.len() as f64 >= 0.9 * 72.0, "{} face rows", faces.len());
+    assert!(faces.iter().all(|row| row.face_id == Some(1)));
+    let times: Vec<f64> = rows.iter().map(|row| row.source_time.unwrap()).collect();
+    assert!(times.windows(2).all(|pair| pair[0] < pair[1]));
+}
+
+#[test]
+fn sampling_every_nth_and_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.csv");
+    let clip = media("no_face.mp4");
+    let (_, rows) = analyze(&["--every", "10"], &[&clip], &out);
+    // Frames 0, 10, ..., 90 of 98.
+    assert_eq!(rows.len(), 10);
+    let (_, rows) = analyze(&["--fps", "2"], &[&clip], &out);
+    // 3.9 s of video at 2 frames a second.
+    assert!((7..=9).contains(&rows.len()), "{} rows", rows.len());
+}
+
+#[test]
+fn mixed_folder_reports_bad_files_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("photos");
+    fs::create_dir(&folder).unwrap();
+    fs::copy(media("single_face.jpg"), folder.join("a_good.jpg")).unwrap();
+    fs::write(folder.join("b_empty.jpg"), b"").unwrap();
+    fs::write(folder.join("c_text.png"), b"this is not a picture").unwrap();
+    let jpeg = fs::read(media("single_face.jpg")).unwrap();
+    fs::write(folder.join("d_truncated.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    fs::create_dir(folder.join("e_folder.jpg")).unwrap();
+    let out = dir.path().join("rows.csv");
+    let missing = dir.path().join("missing.mp4");
+
+    let (status, rows) = analyze(&["--recursive"], &[&folder, &missing], &out);
+    assert_eq!(status, Some(3), "some inputs failed");
+    let good: Vec<&CsvRow> = rows.iter().filter(|row| row.source.ends_with("a_good.jpg")).collect();
+    assert_eq!(good.len(), 1);
+    assert_eq!(good[0].status, "face");
+    for name in ["b_empty.jpg", "c_text.png", "d_truncated.jpg", "missing.mp4"] {
+        let row = rows.iter().find(|row| row.error.contains(name) || row.source.ends_with(name));
+        let row = row.unwrap_or_else(|| panic!("no row for {name}: {rows:#?}"));
+        assert_eq!(row.status, "error", "{name}");
+        assert!(!row.error.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn tight_crop_needs_no_detect() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = image::open(media("single_face.jpg")).unwrap();
+    let face = moodscope::detect::FaceDetector::new(
+        &moodscope::detect::default_detector_model(),
+        &moodscope::detect::DetectorSettings::default(),
+    )
+    .unwrap()
+    .detect(&photo.to_rgb8())[0];
+    let crop = moodscope::detect::crop_face(&photo.to_rgb8(), &face, 0.2, 48);
+    let path = dir.path().join("crop.png");
+    crop.save(&path).unwrap();
+    let out = dir.path().join("rows.csv");
+
+    let (status, rows) = analyze(&["--no-detect"], &[&path], &out);
+    assert_eq!(status, Some(0));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "face");
+    assert_eq!(rows[0].bbox, Some([0, 0, 48, 48]));
+    let total: f64 = rows[0].probabilities.unwrap().iter().sum();
+    assert!((total - 1.0).abs() < 1e-4);
+
+    // The detector's smallest window is 20 pixels of a 48-pixel crop: it may or may not find
+    // the face, but it must say which.
+    let (status, rows) = analyze(&[], &[&path], &out);
+    assert_eq!(status, Some(0));
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].status == "no_face" || rows[0].status == "face");
+}
+
+#[test]
+fn pixel_formats_give_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = image::open(media("single_face.jpg")).unwrap();
+    let gray = image::DynamicImage::ImageLuma8(photo.to_luma8());
+    let variants = [
+        ("gray.png", gray.clone()),
+        ("gray_alpha.png", image::DynamicImage::ImageLumaA8(gray.to_luma_alpha8())),
+        ("rgb.png", image::DynamicImage::ImageRgb8(gray.to_rgb8())),
+        ("rgba.png", image::DynamicImage::ImageRgba8(gray.to_rgba8())),
+        ("rgb16.png", image::DynamicImage::ImageRgb16(gray.to_rgb16())),
+    ];
+    let mut inputs = Vec::new();
+    for (name, picture) in &variants {
+        let path = dir.path().join(name);
+        picture.save(&path).unwrap();
+        inputs.push(path);
+    }
+    let out = dir.path().join("rows.csv");
+    let input_refs: Vec<&Path> = inputs.iter().map(|path| path.as_path()).collect();
+    let (status, rows) = analyze(&[], &input_refs, &out);
+    assert_eq!(status, Some(0));
+    assert_eq!(rows.len(), variants.len(), "{rows:#?}");
+    let first = rows[0].probabilities.unwrap();
+    for row in &rows {
+        assert_eq!(row.bbox, rows[0].bbox, "{}", row.source);
+        for (value, expected) in row.probabilities.unwrap().iter().zip(first) {
+            assert!((value - expected).abs() < 1e-3, "{}: {value} vs {expected}", row.source);
+        }
+    }
+}
+
+#[test]
+fn jsonl_output_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.jsonl");
+    let mut command = moodscope();
+    command.args(["analyze", "--format", "jsonl", "--output"]).arg(&out).arg(media("single_face.jpg"));
+    assert!(run(&mut command).status.success());
+    let text = fs::read_to_string(&out).unwrap();
+    let rows: Vec<serde_json::Value> =
+        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "face");
+    assert_eq!(rows[0]["face_id"], 1);
+}
+
+#[test]
+fn annotate_writes_boxed_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.csv");
+    let pictures = dir.path().join("annotated");
+    let photo = media("single_face.jpg");
+    let mut command = moodscope();
+    command.args(["analyze", "--annotate"]).arg(&pictures).arg("--output").arg(&out).arg(&photo);
+    assert!(run(&mut command).status.success());
+
+    let original = image::open(&photo).unwrap().to_rgb8();
+    let annotated = image::open(pictures.join("single_face.png")).unwrap().to_rgb8();
+    assert_eq!(annotated.dimensions(), original.dimensions());
+    // The box's top-left corner is drawn in the box colour.
+    let row = &read_rows(&out)[0];
+    let [x, y, _, _] = row.bbox.unwrap();
+    assert_eq!(annotated.get_pixel(x, y).0, [255, 210, 0]);
+
+    let clip_pictures = dir.path().join("clip");
+    let mut command = moodscope();
+    command
+        .args(["analyze", "--every", "24", "--annotate"])
+        .arg(&clip_pictures)
+        .arg("--output")
+        .arg(&out)
+        .arg(media("single_face.mp4"));
+    assert!(run(&mut command).status.success());
+    // Frames 0, 24 and 48 of 72.
+    let frames = fs::read_dir(clip_pictures.join("single_face")).unwrap().count();
+    assert_eq!(frames, 3);
+}

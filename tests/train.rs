@@ -1,0 +1,626 @@
+//! Integration tests of the datasets, training, checkpoints, evaluation and model loading,
+//! on the real FER-2013 files in `../shared/fer2013` beside the crate.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use image::GrayImage;
+use moodscope::emotion::Emotion;
+use moodscope::model::{
+    self, Architecture, Classifier, ModelDescription, ModelError, Network, Normalisation,
+    TrainingRecord,
+};
+use moodscope::train::dataset::{self, DatasetError};
+use moodscope::train::evaluate::evaluate_classifier;
+use moodscope::train::run_state::RunState;
+use moodscope::train::{run_eval, run_train, EvalArgs, TrainArgs};
+use tch::nn::VarStore;
+use tch::Device;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fer2013");
+
+fn data_path(relative: &str) -> PathBuf {
+    Path::new(DATA).join(relative)
+}
+
+#[derive(Parser)]
+struct TrainCli {
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
+#[derive(Parser)]
+struct EvalCli {
+    #[command(flatten)]
+    args: EvalArgs,
+}
+
+fn train_args(options: &[&str]) -> TrainArgs {
+    let words = std::iter::once("train").chain(options.iter().copied());
+    TrainCli::try_parse_from(words)
+        .expect("valid train options")
+        .args
+}
+
+/// Options of a small, fast run on the sample CSV (420 Training, 105 PublicTest rows).
+fn quick_run(out: &Path, extra: &[&str]) -> TrainArgs {
+    let sample = data_path("fer2013-sample.csv");
+    let mut options = vec![
+        "--data",
+        sample.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--arch",
+        "moodnet-w8",
+        "--batch-size",
+        "32",
+        "--threads",
+        "1",
+        "--seed",
+        "7",
+    ];
+    options.extend_from_slice(extra);
+    train_args(&options)
+}
+
+/// Writes an untrained model of `architecture` with `classes` outputs into `folder`.
+fn write_model(folder: &Path, stem: &str, architecture: &str, classes: &[Emotion]) -> PathBuf {
+    let parsed: Architecture = architecture.parse().unwrap();
+    tch::manual_seed(1);
+    let vs = VarStore::new(Device::Cpu);
+    let _network = Network::new(&vs.root(), parsed, classes.len() as i64);
+    let weights = format!("{stem}.safetensors");
+    model::save_weights(&vs, &folder.join(&weights)).unwrap();
+    let description = ModelDescription {
+        format: model::DESCRIPTION_FORMAT,
+        architecture: architecture.to_owned(),
+        input_size: 48,
+        classes: classes.to_vec(),
+        normalisation: Normalisation {
+            mean: 0.5,
+            std: 0.25,
+        },
+        weights,
+        parameters: 0,
+        training: TrainingRecord::default(),
+        evaluations: Vec::new(),
+    };
+    let path = folder.join(format!("{stem}.json"));
+    description.write(&path).unwrap();
+    path
+}
+
+/// Reads the first `count` PublicTest faces of a class folder.
+fn public_test_faces(class: &str, count: usize) -> Vec<GrayImage> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data_path("PublicTest").join(class))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .take(count)
+        .map(|file| image::open(file).unwrap().to_luma8())
+        .collect()
+}
+
+#[test]
+fn csv_sample_counts_per_usage() {
+    let splits = dataset::read_csv(&data_path("fer2013-sample.csv")).unwrap();
+    let usages: Vec<&String> = splits.keys().collect();
+    assert_eq!(usages, ["PublicTest", "Training"]);
+    let training = &splits["Training"];
+    assert_eq!(training.len(), 420);
+    assert_eq!(training.class_counts(), vec![60; 7]);
+    assert_eq!(training.images.size(), vec![420, 1, 48, 48]);
+    let public = &splits["PublicTest"];
+    assert_eq!(public.len(), 105);
+    assert_eq!(public.class_counts(), vec![15; 7]);
+}
+
+#[test]
+fn csv_malformed_rows_name_line_and_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let good_pixels = vec!["0"; 2304].join(" ");
+    let short_pixels = vec!["0"; 2303].join(" ");
+    let bad_pixels = format!("{} 256", vec!["0"; 2303].join(" "));
+    let cases = [
+        (
+            "fields.csv",
+            format!("3,{good_pixels}\n"),
+            "2 fields, expected 3",
+        ),
+        (
+            "label.csv",
+            format!("7,{good_pixels},Training\n"),
+            "emotion \"7\"",
+        ),
+        (
+            "number.csv",
+            format!("x,{good_pixels},Training\n"),
+            "emotion \"x\"",
+        ),
+        (
+            "count.csv",
+            format!("3,{short_pixels},Training\n"),
+            "2303 pixels",
+        ),
+        (
+            "pixel.csv",
+            format!("3,{bad_pixels},Training\n"),
+            "pixel \"256\"",
+        ),
+    ];
+    for (name, bad_row, reason) in cases {
+        let path = folder.path().join(name);
+        let text = format!("emotion,pixels,Usage\n3,{good_pixels},Training\n{bad_row}");
+        std::fs::write(&path, text).unwrap();
+        let error = dataset::read_csv(&path).unwrap_err();
+        assert!(
+            matches!(error, DatasetError::MalformedRow { line: 3, .. }),
+            "{name}: {error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(name), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+        assert!(message.contains(reason), "{message}");
+    }
+}
+
+#[test]
+fn folder_classes_match_without_case() {
+    let root = tempfile::tempdir().unwrap();
+    let split = root.path().join("train");
+    for (folder, size) in [("Happy", 48), ("SAD", 64)] {
+        std::fs::create_dir_all(split.join(folder)).unwrap();
+        let face = image::RgbImage::from_pixel(size, size, image::Rgb([200, 100, 50]));
+        face.save(split.join(folder).join("a.png")).unwrap();
+        face.save(split.join(folder).join("b.jpg")).unwrap();
+    }
+    let loaded = dataset::load_split(root.path(), "TRAIN").unwrap();
+    assert_eq!(loaded.len(), 4);
+    assert_eq!(loaded.images.size(), vec![4, 1, 48, 48]);
+    assert_eq!(loaded.labels, vec![3, 3, 4, 4]);
+    assert_eq!(loaded.class_counts(), vec![0, 0, 0, 2, 2, 0, 0]);
+
+    std::fs::create_dir_all(split.join("contempt")).unwrap();
+    let error = dataset::load_split(root.path(), "train").unwrap_err();
+    assert!(matches!(error, DatasetError::UnknownClassFolders { .. }));
+    assert!(error.to_string().contains("contempt"), "{error}");
+
+    let missing = dataset::load_split(root.path(), "PublicTest").unwrap_err();
+    assert!(
+        missing.to_string().contains("\"PublicTest\" not found"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn folder_training_counts_per_class() {
+    let training = dataset::load_split(Path::new(DATA), "Training").unwrap();
+    assert_eq!(training.len(), 28_709);
+    // FER-2013 label order: angry, disgust, fear, happy, sad, surprise, neutral.
+    assert_eq!(
+        training.class_counts(),
+        vec![3995, 436, 4097, 7215, 4830, 3171, 4965]
+    );
+    let three = training.select_classes(&dataset::parse_classes("neutral,Happy,sad").unwrap());
+    assert_eq!(
+        three.classes,
+        vec![Emotion::Happy, Emotion::Sad, Emotion::Neutral]
+    );
+    assert_eq!(three.class_counts(), vec![7215, 4830, 4965]);
+}
+
+#[test]
+fn stratified_split_keeps_class_shares() {
+    let splits = dataset::read_csv(&data_path("fer2013-sample.csv")).unwrap();
+    let (rest, validation) = splits["Training"].stratified_split(0.2, 3);
+    assert_eq!(validation.class_counts(), vec![12; 7]);
+    assert_eq!(rest.class_counts(), vec![48; 7]);
+    let (_, again) = splits["Training"].stratified_split(0.2, 3);
+    assert_eq!(validation.labels, again.labels);
+    assert!(validation.images.equal(&again.images));
+}
+
+#[test]
+fn short_training_lowers_loss() {
+    let out = tempfile::tempdir().unwrap();
+    let args = quick_run(
+        out.path(),
+        &["--epochs", "4", "--no-augment", "--lr", "3e-3"],
+    );
+    run_train(&args).unwrap();
+    let state = RunState::read(out.path()).unwrap();
+    assert_eq!(state.epoch, 4);
+    let first = state.history.first().unwrap().train_loss;
+    let last = state.history.last().unwrap().train_loss;
+    assert!(last < first, "training loss went from {first} to {last}");
+    for file in [
+        "checkpoint.safetensors",
+        "state.json",
+        "best.json",
+        "best.safetensors",
+        "epochs.csv",
+        "curves.png",
+    ] {
+        assert!(out.path().join(file).is_file(), "{file} missing");
+    }
+    let log = std::fs::read_to_string(out.path().join("epochs.csv")).unwrap();
+    assert_eq!(log.lines().count(), 5, "{log}");
+}
+
+#[test]
+fn resume_continues_epochs_and_rate() {
+    // The plateau schedule with patience 1 halves the rate within three epochs, so the rate
+    // itself has to come back from the saved state.
+    let options = [
+        "--schedule",
+        "plateau",
+        "--plateau-patience",
+        "1",
+        "--recipe",
+        "reference",
+    ];
+    let whole = tempfile::tempdir().unwrap();
+    run_train(&quick_run(
+        whole.path(),
+        &[&options[..], &["--epochs", "3"]].concat(),
+    ))
+    .unwrap();
+    let split = tempfile::tempdir().unwrap();
+    run_train(&quick_run(
+        split.path(),
+        &[&options[..], &["--epochs", "2"]].concat(),
+    ))
+    .unwrap();
+    let resume = split.path().to_str().unwrap();
+    run_train(&train_args(&[
+        "--resume",
+        resume,
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+    ]))
+    .unwrap();
+
+    let expected = RunState::read(whole.path()).unwrap();
+    let resumed = RunState::read(split.path()).unwrap();
+    assert_eq!(resumed.epoch, 3);
+    assert_eq!(resumed.step, expected.step);
+    let epochs: Vec<usize> = resumed.history.iter().map(|record| record.epoch).collect();
+    assert_eq!(epochs, vec![1, 2, 3]);
+    let rates = |state: &RunState| {
+        state
+            .history
+            .iter()
+            .map(|record| record.lr)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rates(&resumed), rates(&expected));
+    assert_eq!(resumed.lr, expected.lr);
+    let (got, want) = (
+        resumed.history[2].train_loss,
+        expected.history[2].train_loss,
+    );
+    assert!(
+        (got - want).abs() < 1e-3,
+        "epoch 3 training loss {got}, uninterrupted {want}"
+    );
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_outputs() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = write_model(folder.path(), "model", "moodnet", &Emotion::ALL);
+    let faces = public_test_faces("happy", 6);
+    let first = Classifier::load(&path, Device::Cpu).unwrap();
+    let before = first.classify(&faces).unwrap();
+
+    // Save the loaded weights under another name and load them again.
+    model::save_weights(first.var_store(), &folder.path().join("copy.safetensors")).unwrap();
+    let mut description = first.description().clone();
+    description.weights = "copy.safetensors".to_owned();
+    let copy_path = folder.path().join("copy.json");
+    description.write(&copy_path).unwrap();
+    let second = Classifier::load(&copy_path, Device::Cpu).unwrap();
+    assert_eq!(second.classify(&faces).unwrap(), before);
+    assert_eq!(
+        Classifier::load(&path, Device::Cpu)
+            .unwrap()
+            .classify(&faces)
+            .unwrap(),
+        before
+    );
+}
+
+#[test]
+fn eval_matrix_sums_to_image_count() {
+    let folder = tempfile::tempdir().unwrap();
+    let model = write_model(folder.path(), "model", "moodnet-w8", &Emotion::ALL);
+    let report = folder.path().join("report.json");
+    let heatmap = folder.path().join("heatmap.png");
+    let sample = data_path("fer2013-sample.csv");
+    let words = [
+        "eval",
+        model.to_str().unwrap(),
+        "--data",
+        sample.to_str().unwrap(),
+        "--split",
+        "PublicTest",
+        "--tta",
+        "--report",
+        report.to_str().unwrap(),
+        "--heatmap",
+        heatmap.to_str().unwrap(),
+        "--record",
+    ];
+    run_eval(&EvalCli::try_parse_from(words).unwrap().args).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report["images"], 105);
+    let counts = report["confusion_matrix"]["counts"].as_array().unwrap();
+    let total: u64 = counts
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 105);
+    assert!(heatmap.is_file());
+    let recorded = ModelDescription::read(&model).unwrap();
+    assert_eq!(recorded.evaluations.len(), 1);
+    assert!(recorded.evaluations[0].tta);
+}
+
+#[test]
+fn eval_on_folder_keeps_model_classes() {
+    let folder = tempfile::tempdir().unwrap();
+    let classes = [Emotion::Happy, Emotion::Sad, Emotion::Neutral];
+    let model = write_model(folder.path(), "three", "moodnet-w8", &classes);
+    let classifier = Classifier::load(&model, Device::Cpu).unwrap();
+    let public = dataset::load_split(Path::new(DATA), "PublicTest")
+        .unwrap()
+        .select_classes(&classes);
+    let evaluation = evaluate_classifier(&classifier, &public, false).unwrap();
+    assert_eq!(evaluation.matrix.total(), 895 + 653 + 607);
+}
+
+#[test]
+fn reference_parameter_count_by_hand() {
+    // Per layer: kernel height * width * inputs * outputs + one bias per output.
+    let convolutions = (5 * 5 * 1 * 64 + 64) // conv1: 1,664
+        + (5 * 5 * 64 * 64 + 64) // conv2: 102,464
+        + (3 * 3 * 64 * 128 + 128) // conv3: 73,856
+        + (3 * 3 * 128 * 128 + 128) // conv4: 147,584
+        + (3 * 3 * 128 * 256 + 256) // conv5: 295,168
+        + (3 * 3 * 256 * 256 + 256); // conv6: 590,080
+
+    // Batch norm: a scale and a shift per channel, plus two running statistics not trained.
+    let norm_channels = 64 + 64 + 128 + 128 + 256 + 256 + 128;
+    // After three 2x2 pools, 48x48 becomes 6x6 with 256 channels.
+    let dense = (6 * 6 * 256 * 128 + 128) + (128 * 7 + 7); // 1,179,776 + 903
+    let trainable = convolutions + 2 * norm_channels + dense;
+    assert_eq!(trainable, 2_393_543);
+
+    let vs = VarStore::new(Device::Cpu);
+    let _network = Network::new(&vs.root(), Architecture::VggFace, 7);
+    let (counted, total) = model::parameter_counts(&vs);
+    assert_eq!(counted, trainable);
+    assert_eq!(total, trainable + 2 * norm_channels);
+}
+
+/// Asserts that loading fails with an error whose message names `file`.
+fn assert_load_error(path: &Path, file: &str, check: impl Fn(&ModelError) -> bool) {
+    let error = Classifier::load(path, Device::Cpu).unwrap_err();
+    assert!(check(&error), "unexpected error: {error:?}");
+    assert!(
+        error.to_string().contains(file),
+        "\"{error}\" does not name {file}"
+    );
+}
+
+#[test]
+fn load_rejects_bad_descriptions() {
+    let folder = tempfile::tempdir().unwrap();
+    let missing = folder.path().join("absent.json");
+    assert_load_error(&missing, "absent.json", |e| {
+        matches!(e, ModelError::DescriptionRead { .. })
+    });
+    let cases = [
+        ("empty.json", "", "empty"),
+        ("text.json", "weights: none", "not a model description"),
+        ("fields.json", "{\"format\": 1}", "not a model description"),
+    ];
+    for (name, text, reason) in cases {
+        let path = folder.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        assert_load_error(&path, name, |e| {
+            matches!(e, ModelError::DescriptionInvalid { .. })
+        });
+        let message = Classifier::load(&path, Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(reason), "{message}");
+    }
+    let model = write_model(folder.path(), "model", "moodnet-w8", &Emotion::ALL);
+    let text = std::fs::read_to_string(&model)
+        .unwrap()
+        .replace("moodnet-w8", "resnet50");
+    let unknown = folder.path().join("unknown.json");
+    std::fs::write(&unknown, text).unwrap();
+    assert_load_error(&unknown, "unknown.json", |e| {
+        matches!(e, ModelError::UnknownArchitecture { .. })
+    });
+}
+
+#[test]
+fn load_rejects_bad_weights() {
+    let folder = tempfile::tempdir().unwrap();
+    let model = write_model(folder.path(), "model", "moodnet-w8", &Emotion::ALL);
+    let weights = folder.path().join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("empty", Vec::new(), "empty"),
+        ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
+        (
+            "text",
+            b"these are not the weights you are looking for".to_vec(),
+            "not a safetensors",
+        ),
+    ];
+    for (name, content, reason) in cases {
+        std::fs::write(&weights, &content).unwrap();
+        let message = Classifier::load(&model, Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("model.safetensors"), "{name}: {message}");
+        assert!(message.contains(reason), "{name}: {message}");
+    }
+    std::fs::remove_file(&weights).unwrap();
+    assert_load_error(&model, "model.safetensors", |e| {
+        matches!(e, ModelError::WeightsMissing { .. })
+    });
+}
+
+#[test]
+fn load_rejects_mismatched_tensors() {
+    let folder = tempfile::tempdir().unwrap();
+    // Weights of width 8 under a description of width 16.
+    let narrow = write_model(folder.path(), "narrow", "moodnet-w8", &Emotion::ALL);
+    let text = std::fs::read_to_string(&narrow)
+        .unwrap()
+        .replace("moodnet-w8", "moodnet");
+    std::fs::write(&narrow, text).unwrap();
+    assert_load_error(
+        &narrow,
+        "narrow.safetensors",
+        |e| matches!(e, ModelError::TensorShape { expected, got, .. } if expected != got),
+    );
+
+    // Three-class weights under a seven-class description.
+    let three = write_model(
+        folder.path(),
+        "three",
+        "moodnet-w8",
+        &[Emotion::Happy, Emotion::Sad, Emotion::Neutral],
+    );
+    let seven = ModelDescription {
+        classes: Emotion::ALL.to_vec(),
+        ..ModelDescription::read(&three).unwrap()
+    };
+    seven.write(&three).unwrap();
+    assert_load_error(&three, "three.safetensors", |e| {
+        matches!(
+            e,
+            ModelError::ClassCountMismatch {
+                expected: 7,
+                got: 3,
+                ..
+            }
+        )
+    });
+
+    // A weights file without one of the architecture's tensors.
+    let partial = write_model(folder.path(), "partial", "moodnet-w8", &Emotion::ALL);
+    let weights = folder.path().join("partial.safetensors");
+    let kept: Vec<(String, tch::Tensor)> = tch::Tensor::read_safetensors(&weights)
+        .unwrap()
+        .into_iter()
+        .filter(|(name, _)| name != "stage2.bn1.running_var")
+        .collect();
+    tch::Tensor::write_safetensors(&kept, &weights).unwrap();
+    assert_load_error(
+        &partial,
+        "partial.safetensors",
+        |e| matches!(e, ModelError::TensorMissing { name, .. } if name == "stage2.bn1.running_var"),
+    );
+}
+
+#[test]
+fn probabilities_sum_to_one() {
+    let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
+    let mut faces = public_test_faces("sad", 5);
+    faces.push(GrayImage::from_pixel(100, 80, image::Luma([128])));
+    assert!(classifier.classify(&[]).unwrap().is_empty());
+    for scores in classifier
+        .classify(&faces)
+        .unwrap()
+        .into_iter()
+        .chain(classifier.classify_with_mirror(&faces).unwrap())
+    {
+        assert!((scores.total() - 1.0).abs() < 1e-5, "{scores:?}");
+        assert!(
+            scores.0.iter().all(|&p| (0.0..=1.0).contains(&p)),
+            "{scores:?}"
+        );
+    }
+    let three = Classifier::load(&model::three_class_model_path(), Device::Cpu).unwrap();
+    for scores in three.classify(&faces).unwrap() {
+        assert!((scores.total() - 1.0).abs() < 1e-5, "{scores:?}");
+        for absent in [
+            Emotion::Angry,
+            Emotion::Disgust,
+            Emotion::Fear,
+            Emotion::Surprise,
+        ] {
+            assert_eq!(scores.get(absent), 0.0);
+        }
+    }
+}
+
+#[test]
+fn shipped_model_above_half_on_public_test() {
+    let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
+    assert_eq!(classifier.description().classes, Emotion::ALL.to_vec());
+    let public = dataset::load_split(Path::new(DATA), "PublicTest").unwrap();
+    let evaluation = evaluate_classifier(&classifier, &public, false).unwrap();
+    assert_eq!(evaluation.matrix.total(), 3589);
+    let accuracy = evaluation.matrix.accuracy();
+    assert!(accuracy > 0.5, "PublicTest accuracy {accuracy}");
+}
+
+#[test]
+fn shipped_three_class_model_beats_majority() {
+    let classifier = Classifier::load(&model::three_class_model_path(), Device::Cpu).unwrap();
+    let classes = classifier.description().classes.clone();
+    assert_eq!(
+        classes,
+        vec![Emotion::Happy, Emotion::Sad, Emotion::Neutral]
+    );
+    let public = dataset::load_split(Path::new(DATA), "PublicTest")
+        .unwrap()
+        .select_classes(&classes);
+    let accuracy = evaluate_classifier(&classifier, &public, false)
+        .unwrap()
+        .matrix
+        .accuracy();
+    // Always answering happy, the largest class, scores 895 / 2155 = 0.415.
+    assert!(accuracy > 0.6, "PublicTest accuracy {accuracy}");
+}
+
+/// Times one 48x48 face through the shipped model at batch 1 with libtorch's default threads
+/// (one per core). Run alone: `cargo test --release --test train -- --ignored latency`.
+#[test]
+#[ignore = "timing measurement: run alone on an otherwise idle machine"]
+fn shipped_model_batch1_latency() {
+    let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
+    let face = public_test_faces("happy", 1);
+    for _ in 0..20 {
+        classifier.classify(&face).unwrap();
+    }
+    let mut milliseconds: Vec<f64> = (0..300)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            classifier.classify(&face).unwrap();
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    milliseconds.sort_by(f64::total_cmp);
+    let (median, p90) = (milliseconds[150], milliseconds[270]);
+    println!(
+        "batch-1 latency on {} threads: median {median:.3} ms, 90th percentile {p90:.3} ms",
+        tch::get_num_threads()
+    );
+    assert!(median < 3.0, "median latency {median:.3} ms");
+}
