@@ -61,7 +61,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
             classifier_model: args.inference.model_path(),
             device,
             tracker: args.inference.tracker_settings(),
-            detect_every: args.detection.detect_every,
+            detect_every: args.detection.detect_every_or(1),
             sampling,
             real_time: false,
             looping: false,
@@ -87,7 +87,9 @@ fn sampling(args: &AnalyzeArgs) -> anyhow::Result<Sampling> {
         (Some(0), _) => anyhow::bail!("invalid --every \"0\": expected 1 or more"),
         (Some(step), _) => Ok(Sampling::EveryNth(step)),
         (None, Some(rate)) if !(rate.is_finite() && rate > 0.0) => {
-            anyhow::bail!("invalid --fps \"{rate}\": expected a number of frames per second above 0")
+            anyhow::bail!(
+                "invalid --fps \"{rate}\": expected a number of frames per second above 0"
+            )
         }
         (None, Some(rate)) => Ok(Sampling::PerSecond(rate)),
         (None, None) => Ok(Sampling::EveryFrame),
@@ -97,7 +99,11 @@ fn sampling(args: &AnalyzeArgs) -> anyhow::Result<Sampling> {
 fn open_output(args: &AnalyzeArgs) -> anyhow::Result<Recorder> {
     let recorder = match &args.output {
         Some(path) => Recorder::create(path, args.format)?,
-        None => Recorder::from_writer(Box::new(std::io::stdout()), Path::new("stdout"), args.format)?,
+        None => Recorder::from_writer(
+            Box::new(std::io::stdout()),
+            Path::new("stdout"),
+            args.format,
+        )?,
     };
     Ok(recorder)
 }
@@ -121,7 +127,9 @@ fn follow_progress(pipeline: &Pipeline, events: Receiver<PipelineEvent>) {
         }
         match events.recv_timeout(Duration::from_millis(100)) {
             Ok(PipelineEvent::Frame(_)) => progress.inc(1),
-            Ok(PipelineEvent::InputError(message)) => progress.println(format!("moodscope: {message}")),
+            Ok(PipelineEvent::InputError(message)) => {
+                progress.println(format!("moodscope: {message}"))
+            }
             Ok(PipelineEvent::EndOfInput | PipelineEvent::Failed(_)) => break,
             Err(RecvTimeoutError::Timeout) => progress.tick(),
             Err(RecvTimeoutError::Disconnected) => break,

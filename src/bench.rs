@@ -14,11 +14,12 @@ use serde::Serialize;
 
 use crate::capture::{open_source, CaptureOptions, SourceSpec};
 use crate::cli::{DetectionArgs, InferenceArgs};
+use crate::dashboard::{render, App, DashboardConfig};
 use crate::detect::{crop_face, default_detector_model, DetectorSettings, FaceBox, FaceDetector};
 use crate::emotion::EmotionScores;
 use crate::model::{resolve_device, Classifier, INPUT_SIZE};
 use crate::monitor::{drain_headless, RunStatus};
-use crate::pipeline::{Pipeline, PipelineConfig, Sampling, CROP_MARGIN};
+use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling, CROP_MARGIN};
 use crate::track::{Tracker, TrackerSettings};
 
 /// Options of `moodscope bench`.
@@ -87,6 +88,7 @@ pub struct BenchReport {
     pub input: String,
     pub stages: Vec<Comparison>,
     pub headless_fps: f64,
+    pub dashboard_fps: f64,
     pub baseline_fps: f64,
     pub soak: Option<SoakReport>,
 }
@@ -129,6 +131,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<RunStatus> {
     measure_smoothing(&faces, &mut report);
     report.baseline_fps = sequential_fps(&input, &classifier, &mut report)?;
     report.headless_fps = pipeline_fps(args, &input, settings.clone(), device)?;
+    report.dashboard_fps = dashboard_fps(args, &input, settings.clone(), device, &mut report)?;
     if let Some(seconds) = args.soak {
         report.soak = Some(soak(args, &input, settings, device, seconds)?);
     }
@@ -342,7 +345,9 @@ fn pipeline_config(
         classifier_model: args.inference.model_path(),
         device,
         tracker: args.inference.tracker_settings(),
-        detect_every: args.detection.detect_every,
+        detect_every: args
+            .detection
+            .detect_every_or(crate::monitor::LIVE_DETECT_EVERY),
         sampling: Sampling::EveryFrame,
         real_time: false,
         looping,
@@ -368,6 +373,56 @@ fn pipeline_fps(
     Ok(frames as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Frames per second of the pipeline with every frame drawn by the dashboard into an
+/// off-screen 120x40 terminal, and the drawing time per frame.
+fn dashboard_fps(
+    args: &BenchArgs,
+    input: &str,
+    settings: DetectorSettings,
+    device: tch::Device,
+    report: &mut BenchReport,
+) -> anyhow::Result<f64> {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    let config = pipeline_config(args, input, settings, device, false)?;
+    let started = Instant::now();
+    let (pipeline, events) = Pipeline::start(config, None)?;
+    let dashboard_config = DashboardConfig {
+        source: input.to_owned(),
+        device: report.device.clone(),
+        model: args.inference.model_path().display().to_string(),
+        history_seconds: 20.0,
+    };
+    let mut app = App::new(dashboard_config, pipeline.control.clone());
+    let mut terminal = Terminal::new(TestBackend::new(120, 40))?;
+    let mut draw_times = Vec::new();
+    let mut frames = 0u32;
+    for event in events.iter() {
+        let is_end = matches!(event, PipelineEvent::EndOfInput | PipelineEvent::Failed(_));
+        let is_frame = matches!(event, PipelineEvent::Frame(_));
+        app.handle_event(event);
+        if is_end {
+            break;
+        }
+        if is_frame {
+            frames += 1;
+            let draw_started = Instant::now();
+            terminal.draw(|frame| render(frame, &app))?;
+            draw_times.push(draw_started.elapsed());
+        }
+    }
+    let fps = f64::from(frames) / started.elapsed().as_secs_f64();
+    pipeline.finish();
+    push(
+        report,
+        "draw dashboard 120x40 (per frame)",
+        Latency::from_samples(&draw_times),
+        None,
+    );
+    Ok(fps)
+}
+
 /// Loops the clip headless for `seconds` and reads resident memory at the start and the end.
 fn soak(
     args: &BenchArgs,
@@ -382,9 +437,7 @@ fn soak(
     let mut frames = 0u64;
     let mut start_rss = None;
     while started.elapsed() < Duration::from_secs(seconds) {
-        if let Ok(crate::pipeline::PipelineEvent::Frame(_)) =
-            events.recv_timeout(Duration::from_millis(200))
-        {
+        if let Ok(PipelineEvent::Frame(_)) = events.recv_timeout(Duration::from_millis(200)) {
             frames += 1;
             // Read after the first few seconds, once the allocators have warmed up.
             if start_rss.is_none() && started.elapsed() > Duration::from_secs(5) {
@@ -457,6 +510,11 @@ pub fn render_table(report: &BenchReport) -> String {
         text,
         "end to end, headless: {:.1} fps (baseline {:.1} fps, {:.2}x)",
         report.headless_fps, report.baseline_fps, speedup
+    );
+    let _ = writeln!(
+        text,
+        "end to end, with the dashboard drawn: {:.1} fps",
+        report.dashboard_fps
     );
     if let Some(soak) = &report.soak {
         let _ = writeln!(

@@ -134,9 +134,10 @@ pub struct DetectionArgs {
     #[arg(long, value_name = "PIXELS")]
     pub detect_width: Option<u32>,
     /// Run the detector on every Nth video frame and keep the faces in between; a frame
-    /// without a face is always followed by a detection.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub detect_every: u32,
+    /// without a face is always followed by a detection. Defaults to 3 for the live monitor,
+    /// where speed matters most, and 1 for `analyze`.
+    #[arg(long, value_name = "N")]
+    pub detect_every: Option<u32>,
 }
 
 /// Options of `moodscope analyze`.
@@ -223,7 +224,10 @@ impl MonitorArgs {
     }
 
     pub fn capture_options(&self) -> CaptureOptions {
-        CaptureOptions { camera_resolution: self.resolution, camera_fps: self.camera_fps }
+        CaptureOptions {
+            camera_resolution: self.resolution,
+            camera_fps: self.camera_fps,
+        }
     }
 
     /// Checks the options that clap cannot check by itself.
@@ -233,7 +237,10 @@ impl MonitorArgs {
     /// Names the first option out of range.
     pub fn validate(&self) -> anyhow::Result<()> {
         if !(self.history.is_finite() && self.history > 0.0) {
-            bail!("invalid --history \"{}\": expected a number of seconds above 0", self.history);
+            bail!(
+                "invalid --history \"{}\": expected a number of seconds above 0",
+                self.history
+            );
         }
         self.inference.validate()?;
         self.detection.settings()?;
@@ -252,11 +259,16 @@ impl InferenceArgs {
     }
 
     pub fn model_path(&self) -> PathBuf {
-        self.model.clone().unwrap_or_else(crate::model::default_model_path)
+        self.model
+            .clone()
+            .unwrap_or_else(crate::model::default_model_path)
     }
 
     pub fn tracker_settings(&self) -> TrackerSettings {
-        TrackerSettings { smoothing: self.smoothing, ..TrackerSettings::default() }
+        TrackerSettings {
+            smoothing: self.smoothing,
+            ..TrackerSettings::default()
+        }
     }
 
     /// Checks the thread count and the smoothing weight.
@@ -268,7 +280,9 @@ impl InferenceArgs {
         if self.threads == 0 || self.threads > 256 {
             bail!("invalid --threads \"{}\": expected 1 to 256", self.threads);
         }
-        self.tracker_settings().validate().context("invalid --smoothing")?;
+        self.tracker_settings()
+            .validate()
+            .context("invalid --smoothing")?;
         Ok(())
     }
 }
@@ -289,10 +303,15 @@ impl DetectionArgs {
             detect_width: self.detect_width.unwrap_or(defaults.detect_width),
         };
         settings.validate()?;
-        if self.detect_every == 0 {
+        if self.detect_every == Some(0) {
             bail!("invalid --detect-every \"0\": expected 1 or more");
         }
         Ok(settings)
+    }
+
+    /// Returns how often to run the detector, `default` when `--detect-every` is not given.
+    pub fn detect_every_or(&self, default: u32) -> u32 {
+        self.detect_every.unwrap_or(default)
     }
 }
 

@@ -77,7 +77,8 @@ fn run_loop(
     let mut is_connected = true;
     let mut needs_draw = true;
     let mut last_draw: Option<Instant> = None;
-    while !app.is_quit_requested() {
+    // SIGTERM (and Ctrl-C outside raw mode) only sets a flag, which ends the loop like `q`.
+    while !app.is_quit_requested() && !crate::monitor::is_interrupted() {
         if is_connected {
             let (changed, connected) = drain_events(app, events);
             needs_draw |= changed;

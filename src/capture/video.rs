@@ -4,11 +4,16 @@
 //! writes `rgb24` frames to its stdout, while its `showinfo` filter logs each frame's
 //! presentation time to stderr, where a thread parses it. `-fps_mode passthrough` makes ffmpeg
 //! output every decoded frame exactly once, so frames and log lines pair up in order.
+//!
+//! Timestamps are presentation times relative to the start of the video stream: ffmpeg keeps
+//! the container's times (`-copyts`) and the source subtracts the stream's start time from
+//! ffprobe. A network stream counts from its first received frame instead, because ffprobe
+//! and ffmpeg each open their own connection.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -244,14 +249,9 @@ impl VideoSource {
             _ => unreachable!("stdout and stderr are piped by ffmpeg_command"),
         };
 
-        let (sender, frame_infos) = mpsc::channel();
         let problems = Arc::new(Mutex::new(VecDeque::new()));
-        let thread_problems = Arc::clone(&problems);
-        let log_thread = std::thread::Builder::new()
-            .name("ffmpeg-log".into())
-            .spawn(move || read_log(stderr, sender, thread_problems));
-        let log_thread = match log_thread {
-            Ok(thread) => thread,
+        let (log_thread, frame_infos) = match spawn_log_reader(stderr, Arc::clone(&problems)) {
+            Ok(started) => started,
             Err(source) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -259,9 +259,14 @@ impl VideoSource {
                 return Err(CaptureError::Io { path, source });
             }
         };
+        let origin = if is_stream_url(input) {
+            None
+        } else {
+            info.start_time
+        };
         Ok(VideoSource {
             input: input.to_owned(),
-            origin: info.start_time,
+            origin,
             info,
             child,
             stdout,
@@ -338,6 +343,18 @@ impl VideoSource {
             "decoding stopped{place} after {frames} frames ({status})"
         )))
     }
+}
+
+/// Starts the thread that reads ffmpeg's log, and returns it with the receiver of frame facts.
+fn spawn_log_reader(
+    stderr: ChildStderr,
+    problems: Arc<Mutex<VecDeque<String>>>,
+) -> io::Result<(JoinHandle<()>, Receiver<ShowInfo>)> {
+    let (sender, frame_infos) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("ffmpeg-log".into())
+        .spawn(move || read_log(stderr, sender, problems))?;
+    Ok((thread, frame_infos))
 }
 
 /// Builds the ffmpeg command that writes raw RGB frames to stdout and logs frame times.

@@ -152,7 +152,7 @@ mod tests {
 
         let columns = history.columns(1, 4);
         assert_eq!(columns.len(), 4);
-        let first = columns[0].expect("samples at 0.0 s and 0.5 s");
+        let first = columns[0].expect("first slice has the samples at 0.0 s and 0.5 s");
         assert!((first.0[3] - 0.5).abs() < 1e-6);
         assert!((first.0[4] - 0.5).abs() < 1e-6);
         assert_eq!(columns[1], None);

@@ -53,6 +53,7 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, TensorHea
             "truncated: {file_len} bytes, shorter than the 8-byte header length"
         )));
     }
+
     let header_len = u64::from_le_bytes(prefix);
     if header_len > MAX_HEADER_BYTES || header_len > file_len - 8 {
         return Err(invalid(format!(
@@ -65,6 +66,7 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, TensorHea
         .map_err(|error| invalid(error.to_string()))?;
     let entries = parse_header(&header)
         .map_err(|reason| invalid(format!("not a safetensors file: {reason}")))?;
+
     let data_len = file_len - 8 - header_len;
     for (name, entry) in &entries {
         check_entry(name, entry, data_len).map_err(invalid)?;

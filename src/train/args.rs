@@ -21,7 +21,8 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
 
     /// Continue the run in DIR from its last checkpoint with its saved options; only
-    /// --epochs and --threads may change
+    /// --epochs and --threads may change (a longer cosine or one-cycle schedule is stretched
+    /// to the new length, so the rate jumps up when it resumes)
     #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "out"])]
     #[serde(skip)]
     pub resume: Option<PathBuf>,

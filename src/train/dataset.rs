@@ -115,7 +115,7 @@ impl Dataset {
         self.labels.len()
     }
 
-    /// Returns true when the data set holds no face.
+    /// Returns true when the data set contains no face.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

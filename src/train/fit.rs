@@ -43,6 +43,16 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         Some(folder) => resumed_args(args, folder)?,
         None => (args.clone(), None),
     };
+    if let (Some(out), None) = (&args.out, &state) {
+        if out.join(STATE_FILE).exists() {
+            bail!(
+                "run folder {} already contains a run: pass --resume {} to continue it, or choose \
+                 another --out",
+                out.display(),
+                out.display()
+            );
+        }
+    }
     let config = TrainConfig::resolve(&args).map_err(anyhow::Error::msg)?;
     if let Some(threads) = args.threads {
         super::set_threads(threads);
@@ -152,6 +162,7 @@ impl Session {
         let out = args.out.clone().context("--out is required")?;
         std::fs::create_dir_all(&out)
             .with_context(|| format!("cannot create run folder {}", out.display()))?;
+
         tch::manual_seed(args.seed as i64);
         let vs = VarStore::new(device);
         let network = Network::new(&vs.root(), architecture, train.classes.len() as i64);
@@ -162,6 +173,7 @@ impl Session {
         println!(
             "{architecture}: {parameters} trainable parameters, {total} with batch-norm statistics"
         );
+
         let adam = Adam::new(&vs, adam_config(&config));
         let class_weights = config
             .class_weights
@@ -261,6 +273,7 @@ impl Session {
         let mut rng = StdRng::seed_from_u64(epoch_seed);
         let mut order: Vec<i64> = (0..self.train.len() as i64).collect();
         order.shuffle(&mut rng);
+
         let batches: Vec<&[i64]> = order
             .chunks(self.config.batch_size)
             .filter(|batch| batch.len() >= 2)
@@ -284,6 +297,7 @@ impl Session {
             ));
         }
         progress.finish_and_clear();
+
         Ok((
             loss_sum / seen.max(1) as f64,
             correct as f64 / seen.max(1) as f64,
@@ -313,6 +327,7 @@ impl Session {
             .map(|&i| self.train.labels[i as usize])
             .collect();
         let targets = Tensor::from_slice(&labels).to_device(self.device);
+
         let logits = self.network.forward_t(&inputs, true);
         let loss = logits.f_cross_entropy_loss(
             &targets,
@@ -324,6 +339,7 @@ impl Session {
         self.adam.zero_grad();
         loss.backward();
         self.adam.step(self.state.lr);
+
         let hits = logits
             .argmax(-1, false)
             .eq_tensor(&targets)
@@ -334,25 +350,46 @@ impl Session {
 
     /// Updates the counters, saves the best model and the checkpoint, and logs the epoch.
     fn finish_epoch(&mut self, record: EpochRecord, evaluation: &Evaluation) -> anyhow::Result<()> {
-        let accuracy = record.val_accuracy;
         self.state.epoch = record.epoch;
         self.state.seconds += record.seconds;
-        if accuracy > self.state.best_accuracy + EARLY_STOP_MIN_DELTA || self.state.best_epoch == 0
-        {
+        if self.update_counters(record.val_accuracy) {
+            self.save_best(evaluation)?;
+        }
+        self.print_epoch(&record);
+        self.state.history.push(record);
+
+        self.save_checkpoint()?;
+        self.state.write_epoch_log(&self.out)?;
+        if let Err(error) = plot::draw_curves(&self.state.history, &self.out.join(CURVES_FILE)) {
+            tracing::warn!(%error, "cannot draw the training curves");
+            eprintln!("warning: cannot draw the training curves: {error:#}");
+        }
+        Ok(())
+    }
+
+    /// Updates the best score, the early-stop counter and the plateau schedule with an epoch's
+    /// validation accuracy; returns true when the epoch is the best so far.
+    fn update_counters(&mut self, accuracy: f64) -> bool {
+        let first = self.state.best_epoch == 0;
+        if first || accuracy > self.state.best_accuracy + EARLY_STOP_MIN_DELTA {
             self.state.epochs_without_gain = 0;
         } else {
             self.state.epochs_without_gain += 1;
         }
-        if accuracy > self.state.best_accuracy || self.state.best_epoch == 0 {
-            self.state.best_accuracy = accuracy;
-            self.state.best_epoch = record.epoch;
-            self.save_best(evaluation)?;
-        }
+        let early_stop = self.config.early_stop;
+        self.state.stopped_early = early_stop > 0 && self.state.epochs_without_gain >= early_stop;
         if self.config.schedule == ScheduleKind::Plateau {
             self.state.lr = self.state.plateau.update(accuracy, self.state.lr);
         }
-        let early_stop = self.config.early_stop;
-        self.state.stopped_early = early_stop > 0 && self.state.epochs_without_gain >= early_stop;
+        let is_best = first || accuracy > self.state.best_accuracy;
+        if is_best {
+            self.state.best_accuracy = accuracy;
+            self.state.best_epoch = self.state.epoch;
+        }
+        is_best
+    }
+
+    fn print_epoch(&self, record: &EpochRecord) {
         println!(
             "epoch {}/{}  lr {:.2e}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4} \
              macro-F1 {:.4}  {:.0} s  best {:.4} (epoch {})",
@@ -362,20 +399,12 @@ impl Session {
             record.train_loss,
             record.train_accuracy,
             record.val_loss,
-            accuracy,
+            record.val_accuracy,
             record.val_macro_f1,
             record.seconds,
             self.state.best_accuracy,
             self.state.best_epoch
         );
-        self.state.history.push(record);
-        self.save_checkpoint()?;
-        self.state.write_epoch_log(&self.out)?;
-        if let Err(error) = plot::draw_curves(&self.state.history, &self.out.join(CURVES_FILE)) {
-            tracing::warn!(%error, "cannot draw the training curves");
-            eprintln!("warning: cannot draw the training curves: {error:#}");
-        }
-        Ok(())
     }
 
     fn save_best(&self, evaluation: &Evaluation) -> anyhow::Result<()> {
@@ -529,7 +558,7 @@ fn copy_variables(vs: &VarStore, tensors: &HashMap<String, Tensor>) -> anyhow::R
     Ok(())
 }
 
-/// A progress bar on stderr, hidden when stderr is not a terminal.
+/// Creates a progress bar on stderr, hidden when stderr is not a terminal.
 fn progress_bar(batches: u64, epoch: usize, epochs: usize) -> ProgressBar {
     let progress = ProgressBar::new(batches);
     if !std::io::stderr().is_terminal() {

@@ -104,6 +104,11 @@ fn draw_pair(
     Ok(())
 }
 
+/// Side of one heat-map cell and the left and top margins, in pixels.
+const CELL: i32 = 80;
+const LEFT: i32 = 120;
+const TOP: i32 = 50;
+
 /// Draws a confusion matrix as a heat map (rows true classes, columns predictions), each cell
 /// shaded by its share of the row and labelled with its count.
 ///
@@ -112,63 +117,57 @@ fn draw_pair(
 /// When the font is missing or the file cannot be written.
 pub fn draw_heatmap(matrix: &ConfusionMatrix, title: &str, path: &Path) -> anyhow::Result<()> {
     register_font()?;
-    let classes = matrix.classes.len();
-    let cell = 80;
-    let (width, height) = (
-        120 + cell * classes as u32 + 20,
-        70 + cell * classes as u32 + 90,
-    );
-    let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+    let side = CELL * matrix.classes.len() as i32;
+    let root = BitMapBackend::new(path, ((LEFT + side + 20) as u32, (TOP + side + 70) as u32))
+        .into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
+    let label_style = ("sans-serif", 15).into_text_style(&root);
     root.draw_text(title, &("sans-serif", 18).into_text_style(&root), (10, 10))
         .map_err(plot_error)?;
     for (row, counts) in matrix.counts.iter().enumerate() {
-        let total = counts.iter().sum::<u64>().max(1) as f64;
-        for (column, &count) in counts.iter().enumerate() {
-            let share = count as f64 / total;
-            let (x, y) = (
-                120 + cell as i32 * column as i32,
-                50 + cell as i32 * row as i32,
-            );
-            let shade = (255.0 * (1.0 - share)) as u8;
-            let colour = RGBColor(shade, shade, 255);
-            root.draw(&Rectangle::new(
-                [(x, y), (x + cell as i32, y + cell as i32)],
-                colour.filled(),
-            ))
-            .map_err(plot_error)?;
-            let text_colour = if share > 0.5 { WHITE } else { BLACK };
-            let style = ("sans-serif", 15).into_font().color(&text_colour);
-            root.draw_text(&format!("{count}"), &style, (x + 8, y + 20))
-                .map_err(plot_error)?;
-            root.draw_text(&format!("{:.0}%", share * 100.0), &style, (x + 8, y + 44))
-                .map_err(plot_error)?;
-        }
-        let label_style = ("sans-serif", 15).into_text_style(&root);
-        let y = 50 + cell as i32 * row as i32 + 30;
-        root.draw_text(matrix.classes[row].name(), &label_style, (10, y))
+        let y = TOP + CELL * row as i32;
+        draw_heatmap_row(&root, counts, y)?;
+        root.draw_text(matrix.classes[row].name(), &label_style, (10, y + 30))
             .map_err(plot_error)?;
     }
-    let label_style = ("sans-serif", 15).into_text_style(&root);
     for (column, class) in matrix.classes.iter().enumerate() {
-        let x = 120 + cell as i32 * column as i32 + 6;
-        root.draw_text(
-            class.name(),
-            &label_style,
-            (x, 56 + cell as i32 * classes as i32),
-        )
-        .map_err(plot_error)?;
+        let x = LEFT + CELL * column as i32 + 6;
+        root.draw_text(class.name(), &label_style, (x, TOP + side + 6))
+            .map_err(plot_error)?;
     }
     let caption = "rows: true class, columns: predicted class";
-    root.draw_text(
-        caption,
-        &label_style,
-        (120, 86 + cell as i32 * classes as i32),
-    )
-    .map_err(plot_error)?;
+    root.draw_text(caption, &label_style, (LEFT, TOP + side + 36))
+        .map_err(plot_error)?;
     root.present()
         .map_err(plot_error)
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Draws one row of heat-map cells with their counts and row shares.
+fn draw_heatmap_row(
+    root: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    counts: &[u64],
+    y: i32,
+) -> anyhow::Result<()> {
+    let total = counts.iter().sum::<u64>().max(1) as f64;
+    for (column, &count) in counts.iter().enumerate() {
+        let share = count as f64 / total;
+        let x = LEFT + CELL * column as i32;
+        let shade = (255.0 * (1.0 - share)) as u8;
+        let cell = Rectangle::new(
+            [(x, y), (x + CELL, y + CELL)],
+            RGBColor(shade, shade, 255).filled(),
+        );
+        root.draw(&cell).map_err(plot_error)?;
+        let text_colour = if share > 0.5 { WHITE } else { BLACK };
+        let style = ("sans-serif", 15).into_font().color(&text_colour);
+        root.draw_text(&count.to_string(), &style, (x + 8, y + 20))
+            .map_err(plot_error)?;
+        let percent = format!("{:.0}%", share * 100.0);
+        root.draw_text(&percent, &style, (x + 8, y + 44))
+            .map_err(plot_error)?;
+    }
+    Ok(())
 }
 
 fn plot_error<E: std::fmt::Debug>(error: E) -> anyhow::Error {
