@@ -158,7 +158,7 @@ fn report(args: &AnalyzeArgs, summaries: &[SourceSummary]) -> anyhow::Result<Run
         eprint!("{text}");
     }
     if let Some(path) = &args.summary {
-        write_summary_csv(path, summaries, &overall)
+        write_summary_csv(path, summaries, Some(&overall))
             .with_context(|| format!("cannot write the summary \"{}\"", path.display()))?;
     }
     if overall.errors > 0 {

@@ -147,7 +147,7 @@ fn report_outcome(
         .next()
         .unwrap_or_else(|| SourceSummary::new(&source_label(source)));
     if let Some(path) = &args.summary {
-        write_summary_csv(path, std::slice::from_ref(&summary), &summary)
+        write_summary_csv(path, std::slice::from_ref(&summary), None)
             .with_context(|| format!("cannot write the summary \"{}\"", path.display()))?;
     }
     print!("{}", render_text(&summary));

@@ -20,17 +20,16 @@ use tch::Device;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fer2013");
 
-/// Serialises the tests that draw from libtorch's random generator, which is global to the
-/// process: interleaved draws from parallel tests would make the resumed run differ.
+/// Serialises the tests that build networks or train: libtorch's random generator is global to
+/// the process, and draws by a parallel test (weight initialisation in `Classifier::load`
+/// included) in the middle of an epoch would change that epoch's dropout masks.
 static TORCH_RANDOM: Mutex<()> = Mutex::new(());
 
 fn lock_torch_random() -> MutexGuard<'static, ()> {
     TORCH_RANDOM.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs a training run while no other test draws random numbers.
 fn train(args: &TrainArgs) {
-    let _guard = lock_torch_random();
     run_train(args).unwrap();
 }
 
@@ -81,7 +80,6 @@ fn quick_run(out: &Path, extra: &[&str]) -> TrainArgs {
 /// Writes an untrained model of `architecture` with `classes` outputs into `folder`.
 fn write_model(folder: &Path, stem: &str, architecture: &str, classes: &[Emotion]) -> PathBuf {
     let parsed: Architecture = architecture.parse().unwrap();
-    let _guard = lock_torch_random();
     tch::manual_seed(1);
     let vs = VarStore::new(Device::Cpu);
     let _network = Network::new(&vs.root(), parsed, classes.len() as i64);
@@ -241,6 +239,7 @@ fn stratified_split_keeps_class_shares() {
 
 #[test]
 fn short_training_lowers_loss() {
+    let _guard = lock_torch_random();
     let out = tempfile::tempdir().unwrap();
     let args = quick_run(
         out.path(),
@@ -268,6 +267,7 @@ fn short_training_lowers_loss() {
 
 #[test]
 fn resume_continues_epochs_and_rate() {
+    let _guard = lock_torch_random();
     // The plateau schedule with patience 1 halves the rate within three epochs, so the rate
     // itself has to come back from the saved state.
     let options = [
@@ -325,6 +325,7 @@ fn resume_continues_epochs_and_rate() {
 
 #[test]
 fn checkpoint_round_trip_gives_identical_outputs() {
+    let _guard = lock_torch_random();
     let folder = tempfile::tempdir().unwrap();
     let path = write_model(folder.path(), "model", "moodnet", &Emotion::ALL);
     let faces = public_test_faces("happy", 6);
@@ -350,6 +351,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
 
 #[test]
 fn eval_matrix_sums_to_image_count() {
+    let _guard = lock_torch_random();
     let folder = tempfile::tempdir().unwrap();
     let model = write_model(folder.path(), "model", "moodnet-w8", &Emotion::ALL);
     let report = folder.path().join("report.json");
@@ -388,6 +390,7 @@ fn eval_matrix_sums_to_image_count() {
 
 #[test]
 fn eval_on_folder_keeps_model_classes() {
+    let _guard = lock_torch_random();
     let folder = tempfile::tempdir().unwrap();
     let classes = [Emotion::Happy, Emotion::Sad, Emotion::Neutral];
     let model = write_model(folder.path(), "three", "moodnet-w8", &classes);
@@ -401,6 +404,7 @@ fn eval_on_folder_keeps_model_classes() {
 
 #[test]
 fn reference_parameter_count_by_hand() {
+    let _guard = lock_torch_random();
     // Per layer: kernel height * width * inputs * outputs + one bias per output.
     let convolutions = (5 * 5 * 1 * 64 + 64) // conv1: 1,664
         + (5 * 5 * 64 * 64 + 64) // conv2: 102,464
@@ -435,6 +439,7 @@ fn assert_load_error(path: &Path, file: &str, check: impl Fn(&ModelError) -> boo
 
 #[test]
 fn load_rejects_bad_descriptions() {
+    let _guard = lock_torch_random();
     let folder = tempfile::tempdir().unwrap();
     let missing = folder.path().join("absent.json");
     assert_load_error(&missing, "absent.json", |e| {
@@ -469,6 +474,7 @@ fn load_rejects_bad_descriptions() {
 
 #[test]
 fn load_rejects_bad_weights() {
+    let _guard = lock_torch_random();
     let folder = tempfile::tempdir().unwrap();
     let model = write_model(folder.path(), "model", "moodnet-w8", &Emotion::ALL);
     let weights = folder.path().join("model.safetensors");
@@ -498,6 +504,7 @@ fn load_rejects_bad_weights() {
 
 #[test]
 fn load_rejects_mismatched_tensors() {
+    let _guard = lock_torch_random();
     let folder = tempfile::tempdir().unwrap();
     // Weights of width 8 under a description of width 16.
     let narrow = write_model(folder.path(), "narrow", "moodnet-w8", &Emotion::ALL);
@@ -552,6 +559,7 @@ fn load_rejects_mismatched_tensors() {
 
 #[test]
 fn probabilities_sum_to_one() {
+    let _guard = lock_torch_random();
     let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
     let mut faces = public_test_faces("sad", 5);
     faces.push(GrayImage::from_pixel(100, 80, image::Luma([128])));
@@ -584,6 +592,7 @@ fn probabilities_sum_to_one() {
 
 #[test]
 fn shipped_model_above_half_on_public_test() {
+    let _guard = lock_torch_random();
     let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
     assert_eq!(classifier.description().classes, Emotion::ALL.to_vec());
     let public = dataset::load_split(Path::new(DATA), "PublicTest").unwrap();
@@ -595,6 +604,7 @@ fn shipped_model_above_half_on_public_test() {
 
 #[test]
 fn shipped_three_class_model_beats_majority() {
+    let _guard = lock_torch_random();
     let classifier = Classifier::load(&model::three_class_model_path(), Device::Cpu).unwrap();
     let classes = classifier.description().classes.clone();
     assert_eq!(
@@ -617,6 +627,7 @@ fn shipped_three_class_model_beats_majority() {
 #[test]
 #[ignore = "timing measurement: run alone on an otherwise idle machine"]
 fn shipped_model_batch1_latency() {
+    let _guard = lock_torch_random();
     let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
     let face = public_test_faces("happy", 1);
     for _ in 0..20 {

