@@ -42,7 +42,7 @@ pub fn is_interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// How a finished run went, for the exit code.
+/// Outcome of a finished run, for the exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunStatus {
     /// Every input was read.
@@ -63,6 +63,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
         return print_cameras();
     }
     let source = args.source()?;
+
     if !args.headless && !std::io::stdout().is_terminal() {
         bail!(
             "the dashboard needs a terminal on standard output: use --headless to run without it"
@@ -74,6 +75,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
         Some(path) => Some(Recorder::create(path, RowFormat::Csv)?),
         None => None,
     };
+
     let config = PipelineConfig {
         sources: vec![source.clone()],
         capture: args.capture_options(),
@@ -90,6 +92,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
         no_face_rows: false,
         annotate: None,
     };
+
     install_interrupt_handler();
     let (pipeline, events) = Pipeline::start(config, recorder)?;
     if args.headless {

@@ -309,19 +309,9 @@ impl FaceFinder {
         let started = Instant::now();
         let faces = match detector {
             None => vec![whole_image_box(&frame)],
-            Some(detector) => {
-                let is_still = frame.path.is_some();
-                let due = self.frames_since_detection + 1 >= config.detect_every.max(1);
-                if is_still || due || self.last_faces.is_empty() {
-                    self.last_faces = detector.detect(&frame.image);
-                    self.frames_since_detection = 0;
-                } else {
-                    self.frames_since_detection += 1;
-                }
-                self.last_faces.clone()
-            }
+            Some(detector) => self.find_with(config, detector, &frame),
         };
-        let input_size = crate::model::INPUT_SIZE as u32;
+        let input_size = crate::model::INPUT_SIZE;
         let margin = if config.no_detect { 0.0 } else { CROP_MARGIN };
         let crops = faces
             .iter()
@@ -338,6 +328,35 @@ impl FaceFinder {
             crops,
             timings,
         }
+    }
+}
+
+impl FaceFinder {
+    /// Runs a full detection when one is due, and otherwise looks for each known face near its
+    /// last box; a face not found there triggers a full detection of the same frame.
+    fn find_with(
+        &mut self,
+        config: &PipelineConfig,
+        detector: &mut FaceDetector,
+        frame: &Frame,
+    ) -> Vec<FaceBox> {
+        let is_still = frame.path.is_some();
+        let is_due = self.frames_since_detection + 1 >= config.detect_every.max(1);
+        if !(is_still || is_due || self.last_faces.is_empty()) {
+            let followed: Option<Vec<FaceBox>> = self
+                .last_faces
+                .iter()
+                .map(|face| detector.detect_near(&frame.image, face))
+                .collect();
+            if let Some(faces) = followed {
+                self.frames_since_detection += 1;
+                self.last_faces = faces;
+                return self.last_faces.clone();
+            }
+        }
+        self.last_faces = detector.detect(&frame.image);
+        self.frames_since_detection = 0;
+        self.last_faces.clone()
     }
 }
 
