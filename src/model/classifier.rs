@@ -20,6 +20,7 @@ pub struct Classifier {
     vs: VarStore,
     network: Network,
     description: ModelDescription,
+    architecture: Architecture,
     device: Device,
 }
 
@@ -61,6 +62,7 @@ impl Classifier {
             vs,
             network,
             description,
+            architecture,
             device,
         })
     }
@@ -148,11 +150,7 @@ impl Classifier {
 
     /// Returns the architecture of the loaded network.
     pub fn architecture(&self) -> Architecture {
-        // Checked when the description was read.
-        self.description
-            .architecture
-            .parse()
-            .unwrap_or(Architecture::VggFace)
+        self.architecture
     }
 
     /// Returns the var store holding the weights.
