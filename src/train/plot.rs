@@ -1,10 +1,8 @@
 //! PNG figures: training curves and the confusion-matrix heat map.
 //!
-//! Text is drawn with DejaVu Sans, read at run time from
-//! `/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf` (Debian's fonts-dejavu-core package).
+//! Text is drawn with the font that [`crate::figure`] registers.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
@@ -12,25 +10,10 @@ use plotters::prelude::*;
 use super::metrics::ConfusionMatrix;
 use super::run_state::EpochRecord;
 
-/// Font file the figures use.
-pub const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-
-/// Registers the font once per process under plotters' "sans-serif" family.
+/// Registers the figures' font with plotters.
 fn register_font() -> anyhow::Result<()> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = REGISTERED.get_or_init(|| {
-        let bytes = std::fs::read(FONT_PATH).map_err(|error| {
-            format!(
-                "cannot read font {FONT_PATH}: {error}; install it with `apt-get install \
-                 fonts-dejavu-core`"
-            )
-        })?;
-        // plotters keeps a reference for the life of the process.
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-            .map_err(|_| format!("font {FONT_PATH} is not a valid TrueType font"))
-    });
-    result.clone().map_err(|message| anyhow!(message))
+    crate::figure::ensure_font()?;
+    Ok(())
 }
 
 /// Draws loss and accuracy per epoch, training and validation, side by side into a PNG file.
@@ -70,7 +53,7 @@ fn draw_pair(
     let (low, high) = if low <= high { (low, high) } else { (0.0, 1.0) };
     let margin = ((high - low) * 0.1).max(1e-3);
     let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
+        .caption(title, (crate::figure::FONT_FAMILY, 22))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(52)
@@ -79,7 +62,7 @@ fn draw_pair(
     chart
         .configure_mesh()
         .x_desc("epoch")
-        .label_style(("sans-serif", 13))
+        .label_style((crate::figure::FONT_FAMILY, 13))
         .draw()
         .map_err(plot_error)?;
     let train = LineSeries::new(points.iter().map(|p| (p.0, p.1)), BLUE.stroke_width(2));
@@ -96,7 +79,7 @@ fn draw_pair(
         .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED.stroke_width(2)));
     chart
         .configure_series_labels()
-        .label_font(("sans-serif", 14))
+        .label_font((crate::figure::FONT_FAMILY, 14))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
@@ -121,8 +104,8 @@ pub fn draw_heatmap(matrix: &ConfusionMatrix, title: &str, path: &Path) -> anyho
     let root = BitMapBackend::new(path, ((LEFT + side + 20) as u32, (TOP + side + 70) as u32))
         .into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let label_style = ("sans-serif", 15).into_text_style(&root);
-    root.draw_text(title, &("sans-serif", 18).into_text_style(&root), (10, 10))
+    let label_style = (crate::figure::FONT_FAMILY, 15).into_text_style(&root);
+    root.draw_text(title, &(crate::figure::FONT_FAMILY, 18).into_text_style(&root), (10, 10))
         .map_err(plot_error)?;
     for (row, counts) in matrix.counts.iter().enumerate() {
         let y = TOP + CELL * row as i32;
@@ -160,7 +143,7 @@ fn draw_heatmap_row(
         );
         root.draw(&cell).map_err(plot_error)?;
         let text_colour = if share > 0.5 { WHITE } else { BLACK };
-        let style = ("sans-serif", 15).into_font().color(&text_colour);
+        let style = (crate::figure::FONT_FAMILY, 15).into_font().color(&text_colour);
         root.draw_text(&count.to_string(), &style, (x + 8, y + 20))
             .map_err(plot_error)?;
         let percent = format!("{:.0}%", share * 100.0);
