@@ -13,7 +13,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::capture::SourceSpec;
-use crate::cli::AnalyzeArgs;
+use crate::cli::{usage, AnalyzeArgs};
 use crate::detect::default_detector_model;
 use crate::model::resolve_device;
 use crate::monitor::{install_interrupt_handler, is_interrupted, RunStatus};
@@ -84,13 +84,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
 
 fn sampling(args: &AnalyzeArgs) -> anyhow::Result<Sampling> {
     match (args.every, args.fps) {
-        (Some(0), _) => anyhow::bail!("invalid --every \"0\": expected 1 or more"),
+        (Some(0), _) => Err(usage!("invalid --every \"0\": expected 1 or more")),
         (Some(step), _) => Ok(Sampling::EveryNth(step)),
-        (None, Some(rate)) if !(rate.is_finite() && rate > 0.0) => {
-            anyhow::bail!(
-                "invalid --fps \"{rate}\": expected a number of frames per second above 0"
-            )
-        }
+        (None, Some(rate)) if !(rate.is_finite() && rate > 0.0) => Err(usage!(
+            "invalid --fps \"{rate}\": expected a number of frames per second above 0"
+        )),
         (None, Some(rate)) => Ok(Sampling::PerSecond(rate)),
         (None, None) => Ok(Sampling::EveryFrame),
     }

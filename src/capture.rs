@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use image::RgbImage;
 
-pub use camera::list_cameras;
+pub use camera::{check_camera_exists, list_cameras};
 pub use still::load_image;
 
 /// One decoded frame, upright (rotation metadata already applied), in RGB.

@@ -5,11 +5,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
 use crate::capture::{CaptureOptions, SourceSpec};
-use crate::detect::DetectorSettings;
+use crate::detect::{DetectError, DetectorSettings};
 use crate::model::DeviceRequest;
 use crate::record::RowFormat;
 use crate::track::TrackerSettings;
@@ -189,6 +189,20 @@ pub struct LogArgs {
     pub log_file: Option<PathBuf>,
 }
 
+/// Error for an option value out of its range, found after parsing; exits with code 2 like
+/// the errors clap reports itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Returns a [`UsageError`] as an `anyhow` error, for `return Err(...)`.
+macro_rules! usage {
+    ($($message:tt)*) => {
+        anyhow::Error::new($crate::cli::UsageError(format!($($message)*)))
+    };
+}
+pub(crate) use usage;
+
 fn parse_resolution(text: &str) -> Result<(u32, u32), String> {
     let invalid = || format!("invalid resolution \"{text}\": expected WIDTHxHEIGHT, e.g. 1280x720");
     let (width, height) = text.split_once(['x', 'X']).ok_or_else(invalid)?;
@@ -237,10 +251,10 @@ impl MonitorArgs {
     /// Names the first option out of range.
     pub fn validate(&self) -> anyhow::Result<()> {
         if !(self.history.is_finite() && self.history > 0.0) {
-            bail!(
+            return Err(usage!(
                 "invalid --history \"{}\": expected a number of seconds above 0",
                 self.history
-            );
+            ));
         }
         self.inference.validate()?;
         self.detection.settings()?;
@@ -278,11 +292,18 @@ impl InferenceArgs {
     /// Names the option out of range.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.threads == 0 || self.threads > 256 {
-            bail!("invalid --threads \"{}\": expected 1 to 256", self.threads);
+            return Err(usage!(
+                "invalid --threads \"{}\": expected 1 to 256",
+                self.threads
+            ));
         }
-        self.tracker_settings()
-            .validate()
-            .context("invalid --smoothing")?;
+        if self.tracker_settings().validate().is_err() {
+            return Err(usage!(
+                "invalid --smoothing \"{}\": expected a weight in (0, 1], where 1 turns \
+                 smoothing off",
+                self.smoothing
+            ));
+        }
         Ok(())
     }
 }
@@ -302,9 +323,24 @@ impl DetectionArgs {
             slide_window_step: self.slide_step.unwrap_or(defaults.slide_window_step),
             detect_width: self.detect_width.unwrap_or(defaults.detect_width),
         };
-        settings.validate()?;
+        if let Err(DetectError::InvalidSetting {
+            setting,
+            value,
+            valid,
+        }) = settings.validate()
+        {
+            let option = match setting {
+                "min_face_size" => "--min-face",
+                "score_threshold" => "--score-threshold",
+                "pyramid_scale_factor" => "--pyramid-scale",
+                "slide_window_step" => "--slide-step",
+                "detect_width" => "--detect-width",
+                other => other,
+            };
+            return Err(usage!("invalid {option} \"{value}\": expected {valid}"));
+        }
         if self.detect_every == Some(0) {
-            bail!("invalid --detect-every \"0\": expected 1 or more");
+            return Err(usage!("invalid --detect-every \"0\": expected 1 or more"));
         }
         Ok(settings)
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use moodscope::cli::{Cli, Command};
+use moodscope::cli::{Cli, Command, UsageError};
 use moodscope::logging::{self, LogTarget};
 use moodscope::monitor::{self, RunStatus};
 
@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         None if !cli.monitor.headless && !cli.monitor.list_cameras => LogTarget::DefaultFile,
         _ => LogTarget::Stderr,
     };
+    let logs_to_file = cli.logging.log_file.is_some() || target == LogTarget::DefaultFile;
     if let Err(error) = logging::init(&cli.logging, target) {
         eprintln!("moodscope: {error:#}");
         return ExitCode::FAILURE;
@@ -23,15 +24,23 @@ fn main() -> ExitCode {
         None => monitor::run(&cli.monitor),
         Some(Command::Analyze(args)) => moodscope::analyze::run(args),
         Some(Command::Bench(args)) => moodscope::bench::run(args),
-        Some(Command::Train(args)) => moodscope::train::run_train(args).map(|()| RunStatus::Complete),
+        Some(Command::Train(args)) => {
+            moodscope::train::run_train(args).map(|()| RunStatus::Complete)
+        }
         Some(Command::Eval(args)) => moodscope::train::run_eval(args).map(|()| RunStatus::Complete),
     };
     match result {
         Ok(RunStatus::Complete) => ExitCode::SUCCESS,
         Ok(RunStatus::SomeInputsFailed) => ExitCode::from(3),
         Err(error) => {
-            tracing::error!("{error:#}");
+            // Logged only where the log is a file: on standard error it would repeat the line.
+            if logs_to_file {
+                tracing::error!("{error:#}");
+            }
             eprintln!("moodscope: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() {
+                return ExitCode::from(2);
+            }
             ExitCode::FAILURE
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::capture::{list_cameras, SourceSpec};
+use crate::capture::{check_camera_exists, list_cameras, SourceSpec};
 use crate::cli::MonitorArgs;
 use crate::dashboard::{self, DashboardConfig};
 use crate::detect::default_detector_model;
@@ -63,6 +63,10 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
         return print_cameras();
     }
     let source = args.source()?;
+    // Said before the dashboard takes over the terminal, rather than shown on it.
+    if let SourceSpec::Camera { index } = source {
+        check_camera_exists(index)?;
+    }
 
     if !args.headless && !std::io::stdout().is_terminal() {
         bail!(

@@ -147,8 +147,9 @@ fn bad_detector_setting_is_rejected() {
     let output = run(moodscope()
         .args(["--headless", "--min-face", "5", "--input"])
         .arg(video));
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("5"));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--min-face \"5\""), "{stderr}");
 }
 
 #[test]
@@ -182,4 +183,20 @@ fn sigterm_keeps_rows_and_writes_summary() {
     let faces: usize = summary_rows[0][3].parse().unwrap();
     assert_eq!(faces, rows.len());
     assert!(String::from_utf8_lossy(&output.stdout).contains("frames in"));
+}
+
+#[test]
+fn no_camera_message_suggests_input() {
+    if !moodscope::capture::list_cameras()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        eprintln!("skipped: this machine has a camera");
+        return;
+    }
+    let output = run(moodscope().arg("--headless"));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no camera"), "{stderr}");
+    assert!(stderr.contains("--input"), "{stderr}");
 }

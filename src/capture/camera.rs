@@ -104,7 +104,7 @@ fn choose_format(
 }
 
 /// Fails with a plain explanation when there is no camera `index`.
-fn check_camera_exists(index: u32) -> Result<(), CaptureError> {
+pub fn check_camera_exists(index: u32) -> Result<(), CaptureError> {
     let cameras = list_cameras()?;
     if cameras.is_empty() {
         return Err(CaptureError::NoCamera {
