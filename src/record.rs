@@ -140,7 +140,7 @@ impl<'a> Row<'a> {
 type Output = BufWriter<Box<dyn Write + Send>>;
 
 enum Sink {
-    Csv(csv::Writer<Output>),
+    Csv(Box<csv::Writer<Output>>),
     Jsonl(Output),
 }
 
@@ -182,11 +182,11 @@ impl Recorder {
         let path = name;
         let buffered = BufWriter::new(output);
         let sink = match format {
-            RowFormat::Csv => Sink::Csv(
+            RowFormat::Csv => Sink::Csv(Box::new(
                 csv::WriterBuilder::new()
                     .has_headers(false)
                     .from_writer(buffered),
-            ),
+            )),
             RowFormat::Jsonl => Sink::Jsonl(buffered),
         };
         let mut recorder = Recorder {

@@ -157,7 +157,7 @@ fn sigterm_keeps_rows_and_writes_summary() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("faces.csv");
     let summary = dir.path().join("summary.csv");
-    let mut child = moodscope()
+    let child = moodscope()
         .args(["--headless", "--demo", "--loop", "--csv"])
         .arg(&csv)
         .arg("--summary")

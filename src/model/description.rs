@@ -137,7 +137,7 @@ impl ModelDescription {
                 self.classes
             )));
         }
-        if !(self.normalisation.std > 0.0) {
+        if self.normalisation.std.is_nan() || self.normalisation.std <= 0.0 {
             return Err(invalid(format!(
                 "normalisation std {} is not positive",
                 self.normalisation.std

@@ -229,7 +229,7 @@ impl Sampler {
         self.seen += 1;
         match self.sampling {
             Sampling::EveryFrame => true,
-            Sampling::EveryNth(step) => position % u64::from(step.max(1)) == 0,
+            Sampling::EveryNth(step) => position.is_multiple_of(u64::from(step.max(1))),
             Sampling::PerSecond(rate) => {
                 let next = self.next_time.get_or_insert(frame.timestamp);
                 if frame.timestamp + 1e-9 < *next {

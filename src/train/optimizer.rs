@@ -104,7 +104,7 @@ impl Adam {
                 if decays && decoupled {
                     let _ = parameter.value.g_mul_scalar_(1.0 - lr * weight_decay);
                 } else if decays {
-                    grad = grad + &parameter.value * weight_decay;
+                    grad += &parameter.value * weight_decay;
                 }
                 let _ = parameter.first.g_mul_scalar_(beta1);
                 let _ = parameter.first.g_add_(&(&grad * (1.0 - beta1)));
