@@ -226,6 +226,19 @@ fn measure_detection(
         value,
         Some(Latency::from_samples(&baseline_times)),
     );
+
+    // Following each face near its box in the next frame, as the pipeline does between full
+    // detections; the baseline is a full detection with the same settings.
+    let mut follow_times = Vec::new();
+    for (frame, previous) in frames.iter().skip(1).zip(&faces) {
+        for face in previous {
+            let started = Instant::now();
+            detector.detect_near(frame, face);
+            follow_times.push(started.elapsed());
+        }
+    }
+    let follow = Latency::from_samples(&follow_times);
+    push(report, "follow a known face (per face)", follow, Some(value));
     Ok(faces)
 }
 
