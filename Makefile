@@ -2,7 +2,7 @@
 
 BINARY := target/release/moodscope
 
-.PHONY: demo test setup build bench clean-media
+.PHONY: demo test setup build bench
 
 ## Install what is missing, build, and show the dashboard on the demo clip.
 demo: setup build
@@ -17,3 +17,7 @@ setup:
 
 build: setup
 	cargo build --release
+
+## Measure per-stage latency and frames per second on the demo clip.
+bench: build
+	$(BINARY) bench

@@ -24,6 +24,18 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# torch warns on import when NumPy is missing; moodscope does not use NumPy.
+export PYTHONWARNINGS=ignore
+
+if ! python3 -m venv --help >/dev/null 2>&1; then
+    missing_venv=(python3-venv)
+    echo "setup: installing Debian's python3-venv"
+    sudo_cmd=()
+    [[ $(id -u) -ne 0 ]] && sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing_venv[@]}" >/dev/null
+fi
+
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$torch_version')" \
     2>/dev/null; then
     echo "setup: installing torch==$torch_version into .venv (about 4.7 GB, once)"

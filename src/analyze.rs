@@ -5,7 +5,7 @@
 //! exit code says that some inputs failed.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
     let mut sources = Vec::new();
     for input in &args.inputs {
         match SourceSpec::from_input(input, args.recursive) {
+            Ok(SourceSpec::Folder { path, recursive }) => {
+                sources.extend(expand_folder(&path, recursive));
+            }
             Ok(spec) => sources.push(spec),
             Err(error) => {
                 eprintln!("moodscope: {error}");
@@ -67,6 +70,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
             looping: false,
             no_detect: args.no_detect,
             no_face_rows: true,
+            stop_on_source_failure: false,
             annotate: args.annotate.clone(),
         };
         install_interrupt_handler();
@@ -80,6 +84,57 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
     };
     summaries.extend(unreadable);
     report(args, &summaries)
+}
+
+/// File extensions (lower case) of the videos that a folder input contributes.
+const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "wmv", "flv", "ts", "3gp",
+];
+
+/// Splits a folder input into its videos, each a source of its own in sorted order, followed by
+/// the folder itself for its images, unless it holds videos and no image.
+fn expand_folder(path: &Path, recursive: bool) -> Vec<SourceSpec> {
+    let mut files = Vec::new();
+    collect_files(path, recursive, &mut files);
+    files.sort();
+    let has_extension = |file: &Path, extensions: &[&str]| {
+        file.extension()
+            .and_then(|extension| extension.to_str())
+            .is_some_and(|extension| extensions.contains(&extension.to_ascii_lowercase().as_str()))
+    };
+    let mut sources: Vec<SourceSpec> = files
+        .iter()
+        .filter(|file| has_extension(file, VIDEO_EXTENSIONS))
+        .map(|file| SourceSpec::Video(file.display().to_string()))
+        .collect();
+    let has_images = files
+        .iter()
+        .any(|file| has_extension(file, crate::capture::IMAGE_EXTENSIONS));
+    if has_images || sources.is_empty() {
+        sources.push(SourceSpec::Folder {
+            path: path.to_owned(),
+            recursive,
+        });
+    }
+    sources
+}
+
+/// Lists the files in a folder, and in its subfolders when `recursive`; unreadable entries
+/// are left to the folder source, which reports them.
+fn collect_files(path: &Path, recursive: bool, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let entry_path = entry.path();
+        if entry_path.is_dir() {
+            if recursive {
+                collect_files(&entry_path, recursive, files);
+            }
+        } else {
+            files.push(entry_path);
+        }
+    }
 }
 
 fn sampling(args: &AnalyzeArgs) -> anyhow::Result<Sampling> {

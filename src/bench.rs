@@ -238,7 +238,12 @@ fn measure_detection(
         }
     }
     let follow = Latency::from_samples(&follow_times);
-    push(report, "follow a known face (per face)", follow, Some(value));
+    push(
+        report,
+        "follow a known face (per face)",
+        follow,
+        Some(value),
+    );
     Ok(faces)
 }
 
@@ -366,6 +371,7 @@ fn pipeline_config(
         looping,
         no_detect: false,
         no_face_rows: false,
+        stop_on_source_failure: true,
         annotate: None,
     })
 }

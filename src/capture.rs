@@ -68,8 +68,7 @@ pub enum SourceSpec {
 }
 
 /// File extensions (lower case) that mark an input as an image.
-pub(crate) const IMAGE_EXTENSIONS: &[&str] =
-    &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
 
 /// URL schemes that ffmpeg reads as network streams.
 const STREAM_SCHEMES: &[&str] = &[

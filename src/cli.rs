@@ -117,20 +117,20 @@ pub struct InferenceArgs {
 /// Face detector options.
 #[derive(Debug, Args)]
 pub struct DetectionArgs {
-    /// Smallest face to find, in pixels of the frame the detector sees (at least 20).
+    /// Smallest face to find, in pixels of the frame (at least 20) [default: 40].
     #[arg(long, value_name = "PIXELS")]
     pub min_face: Option<u32>,
-    /// Detector score a face must reach; higher finds fewer, surer faces.
+    /// Detector score a face must reach; higher finds fewer, surer faces [default: 2.0].
     #[arg(long, value_name = "SCORE")]
     pub score_threshold: Option<f64>,
     /// Factor between the detector's image pyramid levels, in (0, 1); closer to 1 is slower
-    /// and finds more sizes.
+    /// and finds more sizes [default: 0.8].
     #[arg(long, value_name = "FACTOR")]
     pub pyramid_scale: Option<f32>,
-    /// Step of the detector's sliding window, in pixels.
+    /// Step of the detector's sliding window, in pixels [default: 4].
     #[arg(long, value_name = "PIXELS")]
     pub slide_step: Option<u32>,
-    /// Width the frame is shrunk to before detection (0 keeps the full resolution).
+    /// Width the frame is shrunk to before detection, 0 for the full resolution [default: 320].
     #[arg(long, value_name = "PIXELS")]
     pub detect_width: Option<u32>,
     /// Run the detector on every Nth video frame and keep the faces in between; a frame
@@ -362,6 +362,17 @@ mod tests {
         assert!(parse_resolution("1280").is_err());
         assert!(parse_resolution("0x720").is_err());
         assert!(parse_resolution("wide x tall").is_err());
+    }
+
+    #[test]
+    fn detector_help_matches_defaults() {
+        // The detector options' help text states these values.
+        let defaults = DetectorSettings::default();
+        assert_eq!(defaults.min_face_size, 40);
+        assert_eq!(defaults.score_threshold, 2.0);
+        assert_eq!(defaults.pyramid_scale_factor, 0.8);
+        assert_eq!(defaults.slide_window_step, 4);
+        assert_eq!(defaults.detect_width, 320);
     }
 
     #[test]

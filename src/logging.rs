@@ -3,6 +3,7 @@
 //! While the dashboard is up nothing may be written to the terminal, so its log goes to a file.
 
 use std::fs::OpenOptions;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -32,16 +33,25 @@ pub fn default_log_file() -> PathBuf {
 /// Fails when the log file cannot be opened.
 pub fn init(args: &LogArgs, target: LogTarget) -> anyhow::Result<()> {
     let default_level = if args.debug { "debug" } else { "warn" };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let file = match (&args.log_file, target) {
         (Some(path), _) => Some(path.clone()),
         (None, LogTarget::DefaultFile) => Some(default_log_file()),
         (None, LogTarget::Stderr) => None,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     match file {
-        Some(path) => builder.with_ansi(false).with_writer(Mutex::new(open_log(&path)?)).init(),
-        None => builder.with_writer(std::io::stderr).init(),
+        Some(path) => builder
+            .with_ansi(false)
+            .with_writer(Mutex::new(open_log(&path)?))
+            .init(),
+        None => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init(),
     }
     Ok(())
 }

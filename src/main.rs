@@ -33,15 +33,33 @@ fn main() -> ExitCode {
         Ok(RunStatus::Complete) => ExitCode::SUCCESS,
         Ok(RunStatus::SomeInputsFailed) => ExitCode::from(3),
         Err(error) => {
+            let message = describe(&error);
             // Logged only where the log is a file: on standard error it would repeat the line.
             if logs_to_file {
-                tracing::error!("{error:#}");
+                tracing::error!("{message}");
             }
-            eprintln!("moodscope: {error:#}");
+            eprintln!("moodscope: {message}");
             if error.downcast_ref::<UsageError>().is_some() {
                 return ExitCode::from(2);
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Joins an error and its causes with ": ", leaving out a cause whose text the message already
+/// contains, as typed errors often include their source's text in their own.
+fn describe(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }

@@ -94,6 +94,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
         looping: args.looping,
         no_detect: false,
         no_face_rows: false,
+        stop_on_source_failure: true,
         annotate: None,
     };
 

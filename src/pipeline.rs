@@ -100,6 +100,9 @@ pub struct PipelineConfig {
     pub no_detect: bool,
     /// Record a `no_face` row for each analysed frame without a face.
     pub no_face_rows: bool,
+    /// End the run when an input cannot be opened before any frame was read, as the live
+    /// monitor does; otherwise the input is counted as an error and the run goes on.
+    pub stop_on_source_failure: bool,
     /// Folder for annotated pictures of every analysed frame.
     pub annotate: Option<PathBuf>,
 }
@@ -198,7 +201,14 @@ impl Pipeline {
         threads.push(spawn("decode", move || {
             stages::run_decode(&decode_config, &decode_control, frame_sender)
         })?);
-        Ok((Pipeline { control, threads, outcome }, events))
+        Ok((
+            Pipeline {
+                control,
+                threads,
+                outcome,
+            },
+            events,
+        ))
     }
 
     /// Stops the threads (if they are still running), waits for them and returns the

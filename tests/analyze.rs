@@ -248,3 +248,71 @@ fn annotate_writes_boxed_pictures() {
         .count();
     assert_eq!(frames, 3);
 }
+
+#[test]
+fn single_bad_input_is_an_error_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jpg");
+    fs::write(&empty, b"").unwrap();
+    let out = dir.path().join("rows.csv");
+    let summary = dir.path().join("summary.csv");
+    let mut command = moodscope();
+    command
+        .args(["analyze", "--output"])
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .arg(&empty);
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(3));
+    let rows = read_rows(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "error");
+    assert!(rows[0].error.contains("empty.jpg"), "{}", rows[0].error);
+    assert!(summary.is_file());
+}
+
+#[test]
+fn folder_videos_and_images_all_analysed() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("mixed");
+    fs::create_dir(&folder).unwrap();
+    fs::copy(media("no_face.mp4"), folder.join("clip.mp4")).unwrap();
+    fs::copy(media("single_face.jpg"), folder.join("photo.jpg")).unwrap();
+    let out = dir.path().join("rows.csv");
+    let summary = dir.path().join("summary.csv");
+    let mut command = moodscope();
+    command
+        .args(["analyze", "--every", "10", "--output"])
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .arg(&folder);
+    assert!(run(&mut command).status.success());
+
+    let rows = read_rows(&out);
+    let video_rows = rows
+        .iter()
+        .filter(|row| row.source.ends_with("clip.mp4"))
+        .count();
+    let photo_rows = rows
+        .iter()
+        .filter(|row| row.source.ends_with("photo.jpg"))
+        .count();
+    // Frames 0, 10, ..., 90 of the clip's 95, and the photo's one face.
+    assert_eq!(video_rows, 10);
+    assert_eq!(photo_rows, 1);
+
+    // The overall rows add up the sources and take about as long as they do together.
+    let records = common::read_summary(&summary);
+    let overall: Vec<_> = records
+        .iter()
+        .filter(|record| &record[0] == "all")
+        .collect();
+    assert_eq!(overall.len(), 7);
+    assert_eq!(overall[0][1].parse::<u64>().unwrap(), 11);
+    let duration: f64 = overall[0][5].parse().unwrap();
+    let fps: f64 = overall[0][6].parse().unwrap();
+    assert!(duration > 0.01, "overall duration {duration} s");
+    assert!(fps < 10_000.0, "overall fps {fps}");
+}

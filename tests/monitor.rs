@@ -136,7 +136,9 @@ fn corrupt_model_fails_naming_file() {
 
 #[test]
 fn dashboard_refuses_non_terminal() {
-    let output = run(moodscope().arg("--demo"));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("moodscope.log");
+    let output = run(moodscope().arg("--demo").arg("--log-file").arg(&log));
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--headless"));
 }

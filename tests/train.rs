@@ -403,7 +403,10 @@ fn eval_on_folder_keeps_model_classes() {
 }
 
 #[test]
-#[allow(clippy::identity_op, reason = "the factors spell out each layer's shape")]
+#[allow(
+    clippy::identity_op,
+    reason = "the factors spell out each layer's shape"
+)]
 fn reference_parameter_count_by_hand() {
     let _guard = lock_torch_random();
     // Per layer: kernel height * width * inputs * outputs + one bias per output.

@@ -11,8 +11,8 @@ pub enum ModelError {
 
     /// A CUDA device was requested but libtorch cannot use it.
     #[error(
-        "CUDA device \"{requested}\" requested but {reason}: run with --device cpu, or install \
-         a CUDA build of libtorch and an NVIDIA driver"
+        "CUDA device \"{requested}\" requested but {reason}: run with --device cpu, or on a \
+         machine with an NVIDIA GPU and its driver (the torch wheel's libtorch includes CUDA)"
     )]
     CudaUnavailable { requested: String, reason: String },
 

@@ -404,12 +404,24 @@ impl ClassifyStage {
             frames_seen: 0,
             dropped_frames: 0,
             failure: None,
+            last_activity: Instant::now(),
         };
         for work in receiver {
             if control.is_stop_requested() {
                 break;
             }
-            if let Err(message) = self.handle(config, &classifier, &mut state, work) {
+            let source = match &work {
+                Work::Frame { source, .. }
+                | Work::InputError { source, .. }
+                | Work::SourceFailed { source, .. } => Some(*source),
+                Work::End { .. } => None,
+            };
+            if let Some(index) = source {
+                state.summaries[index].begin_at(state.last_activity);
+            }
+            let result = self.handle(config, &classifier, &mut state, work);
+            state.last_activity = Instant::now();
+            if let Err(message) = result {
                 state.failure = Some(message.clone());
                 let _ = self.events.send(PipelineEvent::Failed(message));
                 control.request_stop();
@@ -460,8 +472,8 @@ impl ClassifyStage {
             }
             Work::SourceFailed { source, message } => {
                 self.record_error(config, state, source, &message)?;
-                // With a single input there is nothing left to show.
-                if config.sources.len() == 1 && state.frames_seen == 0 {
+                // The live monitor has nothing left to show without its one input.
+                if config.stop_on_source_failure && state.frames_seen == 0 {
                     return Err(message);
                 }
                 let _ = self.events.send(PipelineEvent::InputError(message));
@@ -481,7 +493,8 @@ impl ClassifyStage {
         source: usize,
         message: &str,
     ) -> Result<(), String> {
-        tracing::warn!("{message}");
+        // Reported to the user by whoever reads the events; logged for the log file.
+        tracing::info!("input error: {message}");
         state.summaries[source].add_error();
         if let Some(recorder) = &mut self.recorder {
             let label = source_label(&config.sources[source]);
@@ -499,6 +512,8 @@ struct ClassifyState {
     frames_seen: u64,
     dropped_frames: u64,
     failure: Option<String>,
+    /// When the last piece of work was done: the start of the next source's work.
+    last_activity: Instant,
 }
 
 impl ClassifyState {

@@ -25,7 +25,10 @@ pub struct SourceSummary {
     pub errors: u64,
     probability_sums: [f64; CLASS_COUNT],
     dominant_counts: [u64; CLASS_COUNT],
+    /// When work on this source began; sources read one after another begin when the one
+    /// before ends.
     started: Instant,
+    has_begun: bool,
     elapsed: Duration,
 }
 
@@ -40,8 +43,22 @@ impl SourceSummary {
             probability_sums: [0.0; CLASS_COUNT],
             dominant_counts: [0; CLASS_COUNT],
             started: Instant::now(),
+            has_begun: false,
             elapsed: Duration::ZERO,
         }
+    }
+
+    /// Marks when work on this source began, the first time only.
+    pub fn begin_at(&mut self, when: Instant) {
+        if !self.has_begun {
+            self.started = when;
+            self.has_begun = true;
+        }
+    }
+
+    /// Returns true once [`Self::begin_at`] has been called.
+    pub fn has_begun(&self) -> bool {
+        self.has_begun
     }
 
     /// Counts one processed frame and its faces' unsmoothed scores.
@@ -66,7 +83,8 @@ impl SourceSummary {
         self.elapsed = self.started.elapsed();
     }
 
-    /// Adds another summary's counts, for the overall figures.
+    /// Adds another summary's counts and duration, for the overall figures of sources read
+    /// one after another.
     pub fn merge(&mut self, other: &SourceSummary) {
         self.frames += other.frames;
         self.frames_with_face += other.frames_with_face;
@@ -76,7 +94,7 @@ impl SourceSummary {
             self.probability_sums[index] += other.probability_sums[index];
             self.dominant_counts[index] += other.dominant_counts[index];
         }
-        self.elapsed = self.started.elapsed();
+        self.elapsed += other.elapsed;
     }
 
     /// Returns the wall time from the summary's creation to its last update.

@@ -105,8 +105,12 @@ pub fn draw_heatmap(matrix: &ConfusionMatrix, title: &str, path: &Path) -> anyho
         .into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let label_style = (crate::figure::FONT_FAMILY, 15).into_text_style(&root);
-    root.draw_text(title, &(crate::figure::FONT_FAMILY, 18).into_text_style(&root), (10, 10))
-        .map_err(plot_error)?;
+    root.draw_text(
+        title,
+        &(crate::figure::FONT_FAMILY, 18).into_text_style(&root),
+        (10, 10),
+    )
+    .map_err(plot_error)?;
     for (row, counts) in matrix.counts.iter().enumerate() {
         let y = TOP + CELL * row as i32;
         draw_heatmap_row(&root, counts, y)?;
@@ -143,7 +147,9 @@ fn draw_heatmap_row(
         );
         root.draw(&cell).map_err(plot_error)?;
         let text_colour = if share > 0.5 { WHITE } else { BLACK };
-        let style = (crate::figure::FONT_FAMILY, 15).into_font().color(&text_colour);
+        let style = (crate::figure::FONT_FAMILY, 15)
+            .into_font()
+            .color(&text_colour);
         root.draw_text(&count.to_string(), &style, (x + 8, y + 20))
             .map_err(plot_error)?;
         let percent = format!("{:.0}%", share * 100.0);
