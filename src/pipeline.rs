@@ -34,7 +34,7 @@ pub struct FrameReport {
     pub timings: StageTimings,
 }
 
-/// What the pipeline sends to the dashboard or the recorder.
+/// Event sent by the pipeline to the dashboard or to a headless loop.
 #[derive(Debug)]
 pub enum PipelineEvent {
     Frame(Box<FrameReport>),
@@ -47,7 +47,7 @@ pub enum PipelineEvent {
     Failed(String),
 }
 
-/// Flags shared between the pipeline threads and whoever drives them.
+/// Stop and pause flags shared between the pipeline threads and the code that drives them.
 #[derive(Clone, Debug, Default)]
 pub struct Control {
     stop: Arc<AtomicBool>,
@@ -89,7 +89,7 @@ pub struct PipelineConfig {
     /// between; images are always detected. A frame without a face is always followed by a
     /// detection.
     pub detect_every: u32,
-    /// Which frames of a video to analyse.
+    /// Selection rule for the frames of a video to analyse.
     pub sampling: Sampling,
     /// Play files at their own frame rate and drop frames that the stages cannot keep up with,
     /// as a camera does, instead of processing every frame as fast as possible.
@@ -101,7 +101,7 @@ pub struct PipelineConfig {
     /// Record a `no_face` row for each analysed frame without a face.
     pub no_face_rows: bool,
     /// End the run when an input cannot be opened before any frame was read, as the live
-    /// monitor does; otherwise the input is counted as an error and the run goes on.
+    /// monitor does. Otherwise the input is counted as an error and the run goes on.
     pub stop_on_source_failure: bool,
     /// Folder for annotated pictures of every analysed frame.
     pub annotate: Option<PathBuf>,
@@ -125,14 +125,14 @@ pub struct Pipeline {
     outcome: Receiver<PipelineOutcome>,
 }
 
-/// What the pipeline leaves behind when it ends.
+/// Results of a finished pipeline.
 #[derive(Debug)]
 pub struct PipelineOutcome {
     /// One summary per input, in input order.
     pub sources: Vec<SourceSummary>,
     /// Frames a live source delivered while the stages were still busy with earlier ones.
     pub dropped_frames: u64,
-    /// Why the run stopped early, when it could not go on.
+    /// Reason the run stopped early, when it could not go on.
     pub failure: Option<String>,
 }
 

@@ -22,7 +22,7 @@ pub struct Normalisation {
     pub std: f32,
 }
 
-/// How a model was trained and selected.
+/// Record of how a model was trained and selected.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainingRecord {
     /// Data set the model was trained on, for example "FER-2013 (image folders)".
