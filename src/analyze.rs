@@ -5,14 +5,14 @@
 //! exit code says that some inputs failed.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::capture::SourceSpec;
+use crate::capture::{collect_files, has_image_extension, has_video_extension, SourceSpec};
 use crate::cli::{usage, AnalyzeArgs};
 use crate::detect::default_detector_model;
 use crate::model::resolve_device;
@@ -86,30 +86,21 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
     report(args, &summaries)
 }
 
-/// File extensions (lower case) of the videos that a folder input contributes.
-const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "wmv", "flv", "ts", "3gp",
-];
-
 /// Splits a folder input into its videos, each a source of its own in sorted order, followed by
-/// the folder itself for its images, unless it holds videos and no image.
+/// the folder itself for its images, unless it contains videos and no image.
+///
+/// A folder that cannot be listed becomes a folder source, which reports the error.
 fn expand_folder(path: &Path, recursive: bool) -> Vec<SourceSpec> {
     let mut files = Vec::new();
-    collect_files(path, recursive, &mut files);
+    let is_media = |file: &Path| has_video_extension(file) || has_image_extension(file);
+    let _ = collect_files(path, recursive, &is_media, &mut files);
     files.sort();
-    let has_extension = |file: &Path, extensions: &[&str]| {
-        file.extension()
-            .and_then(|extension| extension.to_str())
-            .is_some_and(|extension| extensions.contains(&extension.to_ascii_lowercase().as_str()))
-    };
     let mut sources: Vec<SourceSpec> = files
         .iter()
-        .filter(|file| has_extension(file, VIDEO_EXTENSIONS))
+        .filter(|file| has_video_extension(file))
         .map(|file| SourceSpec::Video(file.display().to_string()))
         .collect();
-    let has_images = files
-        .iter()
-        .any(|file| has_extension(file, crate::capture::IMAGE_EXTENSIONS));
+    let has_images = files.iter().any(|file| has_image_extension(file));
     if has_images || sources.is_empty() {
         sources.push(SourceSpec::Folder {
             path: path.to_owned(),
@@ -117,24 +108,6 @@ fn expand_folder(path: &Path, recursive: bool) -> Vec<SourceSpec> {
         });
     }
     sources
-}
-
-/// Lists the files in a folder, and in its subfolders when `recursive`; unreadable entries
-/// are left to the folder source, which reports them.
-fn collect_files(path: &Path, recursive: bool, files: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let entry_path = entry.path();
-        if entry_path.is_dir() {
-            if recursive {
-                collect_files(&entry_path, recursive, files);
-            }
-        } else {
-            files.push(entry_path);
-        }
-    }
 }
 
 fn sampling(args: &AnalyzeArgs) -> anyhow::Result<Sampling> {

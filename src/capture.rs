@@ -16,6 +16,7 @@ use std::sync::Arc;
 use image::RgbImage;
 
 pub use camera::{check_camera_exists, list_cameras};
+pub(crate) use folder::collect_files;
 pub use still::load_image;
 
 /// One decoded frame, upright (rotation metadata already applied), in RGB.
@@ -119,13 +120,25 @@ pub(crate) fn is_stream_url(input: &str) -> bool {
     }
 }
 
+/// File extensions (lower case) that mark a file inside a folder input as a video.
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "wmv", "flv", "ts", "3gp",
+];
+
 /// Returns true when the file name ends in one of [`IMAGE_EXTENSIONS`], in any letter case.
 pub(crate) fn has_image_extension(path: &Path) -> bool {
+    has_extension(path, IMAGE_EXTENSIONS)
+}
+
+/// Returns true when the file name ends in one of [`VIDEO_EXTENSIONS`], in any letter case.
+pub(crate) fn has_video_extension(path: &Path) -> bool {
+    has_extension(path, VIDEO_EXTENSIONS)
+}
+
+fn has_extension(path: &Path, extensions: &[&str]) -> bool {
     path.extension()
         .and_then(|extension| extension.to_str())
-        .is_some_and(|extension| {
-            IMAGE_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str())
-        })
+        .is_some_and(|extension| extensions.contains(&extension.to_ascii_lowercase().as_str()))
 }
 
 /// Settings for opening a source; only cameras use them today.

@@ -188,22 +188,9 @@ impl FaceDetector {
     /// sorted left to right (then top to bottom).
     pub fn detect(&mut self, image: &RgbImage) -> Vec<FaceBox> {
         let scale = self.detection_scale(image.width());
-        let gray = detection_image(image, scale);
-        // rustface needs an image larger than its window on both sides.
-        if gray.width() <= DETECTOR_WINDOW || gray.height() <= DETECTOR_WINDOW {
-            return Vec::new();
-        }
-        // Capping the face size below the short side keeps rustface's smallest pyramid level
-        // larger than its window: at exactly the window size, rounding can make a level one
-        // pixel too small, and rustface then underflows computing window positions.
-        self.detector
-            .set_max_face_size(gray.width().min(gray.height()) - 1);
-        let data = rustface::ImageData::new(gray.as_raw(), gray.width(), gray.height());
-        let found = self.detector.detect(&data);
-
-        let mut faces: Vec<FaceBox> = found
-            .iter()
-            .filter_map(|face| frame_box(face, scale, image.width(), image.height()))
+        let mut faces: Vec<FaceBox> = self
+            .run_detector(image, scale)
+            .into_iter()
             .filter(|face| face.width.max(face.height) >= self.settings.min_face_size)
             .collect();
         faces.sort_by_key(|face| (face.x, face.y));
@@ -227,17 +214,8 @@ impl FaceDetector {
         let region = imageops::crop_imm(image, left, top, right - left, bottom - top).to_image();
 
         let scale = (1.5 * f64::from(DETECTOR_WINDOW) / f64::from(side.max(1))).min(1.0);
-        let gray = detection_image(&region, scale);
-        if gray.width() <= DETECTOR_WINDOW || gray.height() <= DETECTOR_WINDOW {
-            return None;
-        }
-        self.detector
-            .set_max_face_size(gray.width().min(gray.height()) - 1);
-        let data = rustface::ImageData::new(gray.as_raw(), gray.width(), gray.height());
-        let found = self.detector.detect(&data);
-        found
-            .iter()
-            .filter_map(|face| frame_box(face, scale, region.width(), region.height()))
+        self.run_detector(&region, scale)
+            .into_iter()
             .map(|face| FaceBox {
                 x: face.x + left,
                 y: face.y + top,
@@ -245,6 +223,28 @@ impl FaceDetector {
             })
             .max_by(|a, b| overlap(a, last).total_cmp(&overlap(b, last)))
             .filter(|face| overlap(face, last) > 0.0)
+    }
+
+    /// Runs rustface on a gray copy of `image` shrunk by `scale` and returns the boxes in
+    /// `image`'s coordinates, clamped to it; empty when the shrunk image is not larger than the
+    /// detection window.
+    fn run_detector(&mut self, image: &RgbImage, scale: f64) -> Vec<FaceBox> {
+        let gray = detection_image(image, scale);
+        // rustface needs an image larger than its window on both sides.
+        if gray.width() <= DETECTOR_WINDOW || gray.height() <= DETECTOR_WINDOW {
+            return Vec::new();
+        }
+        // Capping the face size below the short side keeps rustface's smallest pyramid level
+        // larger than its window: at exactly the window size, rounding can make a level one
+        // pixel too small, and rustface then underflows computing window positions.
+        self.detector
+            .set_max_face_size(gray.width().min(gray.height()) - 1);
+        let data = rustface::ImageData::new(gray.as_raw(), gray.width(), gray.height());
+        self.detector
+            .detect(&data)
+            .iter()
+            .filter_map(|face| frame_box(face, scale, image.width(), image.height()))
+            .collect()
     }
 
     /// Returns the factor from frame to detection image, at most 1.

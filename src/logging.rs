@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogArgs;
 
-/// Where the log goes when no `--log-file` is given.
+/// Destination of the log when no `--log-file` is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogTarget {
     /// Standard error, for commands that do not take over the terminal.

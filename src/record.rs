@@ -40,7 +40,7 @@ pub enum RecordError {
     },
 }
 
-/// What a row describes.
+/// Kind of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowStatus {
@@ -48,7 +48,7 @@ pub enum RowStatus {
     Face,
     /// An analysed frame or image in which no face was found.
     NoFace,
-    /// An input that could not be read; `error` says why.
+    /// An input that could not be read, with the reason in `error`.
     Error,
 }
 

@@ -3,7 +3,7 @@
 use crate::detect::FaceBox;
 use crate::emotion::EmotionScores;
 
-/// A face as the rest of the program sees it: a stable id, its box and its scores.
+/// A followed face: a stable id, its box and its scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrackedFace {
     /// Identity that stays the same while the face is followed, starting at 1.
@@ -15,7 +15,7 @@ pub struct TrackedFace {
     pub raw: EmotionScores,
 }
 
-/// How faces are matched across frames and how strongly their scores are smoothed.
+/// Settings for matching faces across frames and smoothing their scores.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrackerSettings {
     /// Weight of the newest frame in the exponential moving average, in (0, 1]; 1 turns

@@ -26,7 +26,7 @@ impl FolderSource {
             });
         }
         let mut files = Vec::new();
-        collect_image_files(root, recursive, &mut files)?;
+        collect_files(root, recursive, &has_image_extension, &mut files)?;
         if files.is_empty() {
             return Err(CaptureError::NoImages {
                 path: root.to_path_buf(),
@@ -44,13 +44,14 @@ impl FolderSource {
     }
 }
 
-/// Appends the image files under `folder` to `files`, descending into subfolders only when
-/// `recursive` is set.
+/// Appends the files under `folder` that `keep` accepts to `files`, descending into subfolders
+/// only when `recursive` is set.
 ///
 /// Symbolic links to folders are not followed, so a link cycle cannot loop forever.
-fn collect_image_files(
+pub(crate) fn collect_files(
     folder: &Path,
     recursive: bool,
+    keep: &dyn Fn(&Path) -> bool,
     files: &mut Vec<PathBuf>,
 ) -> Result<(), CaptureError> {
     let io_error = |source| CaptureError::Io {
@@ -63,9 +64,9 @@ fn collect_image_files(
         let file_type = entry.file_type().map_err(io_error)?;
         if file_type.is_dir() {
             if recursive {
-                collect_image_files(&path, recursive, files)?;
+                collect_files(&path, recursive, keep, files)?;
             }
-        } else if has_image_extension(&path) && !path.is_dir() {
+        } else if keep(&path) && !path.is_dir() {
             files.push(path);
         }
     }

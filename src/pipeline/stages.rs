@@ -329,11 +329,9 @@ impl FaceFinder {
             timings,
         }
     }
-}
 
-impl FaceFinder {
     /// Runs a full detection when one is due, and otherwise looks for each known face near its
-    /// last box; a face not found there triggers a full detection of the same frame.
+    /// last box. A face not found there triggers a full detection of the same frame.
     fn find_with(
         &mut self,
         config: &PipelineConfig,
@@ -493,7 +491,7 @@ impl ClassifyStage {
         source: usize,
         message: &str,
     ) -> Result<(), String> {
-        // Reported to the user by whoever reads the events; logged for the log file.
+        // The event reader reports the error to the user, so the log line is for the log file.
         tracing::info!("input error: {message}");
         state.summaries[source].add_error();
         if let Some(recorder) = &mut self.recorder {
