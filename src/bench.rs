@@ -20,7 +20,7 @@ use crate::emotion::EmotionScores;
 use crate::model::{resolve_device, Classifier, INPUT_SIZE};
 use crate::monitor::{drain_headless, RunStatus};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling, CROP_MARGIN};
-use crate::track::{Tracker, TrackerSettings};
+use crate::track::{FaceTemplate, Tracker, TrackerSettings};
 
 /// Options of `moodscope bench`.
 #[derive(Debug, Args)]
@@ -227,13 +227,16 @@ fn measure_detection(
         Some(Latency::from_samples(&baseline_times)),
     );
 
-    // Following each face near its box in the next frame, as the pipeline does between full
-    // detections; the baseline is a full detection with the same settings.
+    // Following each face by its appearance into the next frame, as the pipeline does between
+    // full detections; the template is taken beforehand, as the pipeline takes it when it
+    // detects. The baseline is a full detection with the same settings.
     let mut follow_times = Vec::new();
-    for (frame, previous) in frames.iter().skip(1).zip(&faces) {
+    for ((previous_frame, frame), previous) in frames.iter().zip(frames.iter().skip(1)).zip(&faces)
+    {
         for face in previous {
+            let template = FaceTemplate::capture(previous_frame, face);
             let started = Instant::now();
-            detector.detect_near(frame, face);
+            template.best_match(frame, face);
             follow_times.push(started.elapsed());
         }
     }

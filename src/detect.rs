@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use image::imageops::{self, FilterType};
 use image::{GrayImage, RgbImage};
 
-pub use crop::{crop_face, luma_601};
+pub use crop::{crop_face, luma_601, luma_value};
 
 /// One detected face in frame pixel coordinates, clamped to the frame.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -197,34 +197,6 @@ impl FaceDetector {
         faces
     }
 
-    /// Finds a known face again in the area around its last box, for following a face between
-    /// full detections; returns `None` when it is not found there.
-    ///
-    /// Only the surrounding area is searched, shrunk so that the face is about one and a half
-    /// detection windows wide, which makes this several times cheaper than [`Self::detect`] on
-    /// the whole frame.
-    pub fn detect_near(&mut self, image: &RgbImage, last: &FaceBox) -> Option<FaceBox> {
-        let side = last.width.max(last.height);
-        // The face may have moved by half its size since it was last seen.
-        let margin = side / 2;
-        let left = last.x.saturating_sub(margin);
-        let top = last.y.saturating_sub(margin);
-        let right = (last.x + last.width + margin).min(image.width());
-        let bottom = (last.y + last.height + margin).min(image.height());
-        let region = imageops::crop_imm(image, left, top, right - left, bottom - top).to_image();
-
-        let scale = (1.5 * f64::from(DETECTOR_WINDOW) / f64::from(side.max(1))).min(1.0);
-        self.run_detector(&region, scale)
-            .into_iter()
-            .map(|face| FaceBox {
-                x: face.x + left,
-                y: face.y + top,
-                ..face
-            })
-            .max_by(|a, b| overlap(a, last).total_cmp(&overlap(b, last)))
-            .filter(|face| overlap(face, last) > 0.0)
-    }
-
     /// Runs rustface on a gray copy of `image` shrunk by `scale` and returns the boxes in
     /// `image`'s coordinates, clamped to it; empty when the shrunk image is not larger than the
     /// detection window.
@@ -257,11 +229,6 @@ impl FaceDetector {
         }
         scale
     }
-}
-
-/// Returns the intersection over union of two boxes.
-fn overlap(a: &FaceBox, b: &FaceBox) -> f32 {
-    crate::track::intersection_over_union(a, b)
 }
 
 /// Converts `image` to gray (ITU-R BT.601 luma) and shrinks it by `scale`.

@@ -1,5 +1,9 @@
 //! Following faces across frames: identities by box overlap and smoothed probabilities.
 
+mod follow;
+
+pub use follow::{FaceTemplate, FollowedFace, LOST_DIFFERENCE, SEARCH_CELLS, TEMPLATE_CELLS};
+
 use crate::detect::FaceBox;
 use crate::emotion::EmotionScores;
 

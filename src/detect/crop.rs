@@ -56,7 +56,7 @@ pub fn luma_601(image: &RgbImage) -> GrayImage {
 }
 
 /// BT.601 luma in fixed point: the weights scaled by 2^16, rounded to nearest.
-fn luma_value(red: u8, green: u8, blue: u8) -> u8 {
+pub fn luma_value(red: u8, green: u8, blue: u8) -> u8 {
     let weighted = 19_595 * u32::from(red) + 38_470 * u32::from(green) + 7_471 * u32::from(blue);
     ((weighted + 32_768) >> 16) as u8
 }

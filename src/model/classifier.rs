@@ -51,6 +51,7 @@ impl Classifier {
         let network = Network::new(&vs.root(), architecture, classes as i64);
         checkpoint::load_weights(&mut vs, &weights_path, architecture, classes)?;
         vs.freeze();
+        let network = network.into_inference();
         tracing::info!(
             model = %description_path.display(),
             %architecture,

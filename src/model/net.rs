@@ -86,11 +86,16 @@ impl fmt::Display for Architecture {
     }
 }
 
+/// Epsilon of moodnet's batch norms (torch's default), also used when folding them.
+const MOODNET_BATCH_NORM_EPS: f64 = 1e-5;
+
 /// A built network whose variables live in a [`nn::VarStore`].
 #[derive(Debug)]
 pub enum Network {
     VggFace(VggFace),
     MoodNet(MoodNet),
+    /// A moodnet prepared for inference only; see [`Network::into_inference`].
+    FoldedMoodNet(FoldedMoodNet),
 }
 
 impl Network {
@@ -101,6 +106,18 @@ impl Network {
             Architecture::MoodNet { width } => Network::MoodNet(MoodNet::new(root, width, classes)),
         }
     }
+
+    /// Returns the network prepared for inference: moodnet's batch norms are folded into the
+    /// convolutions before them, which gives the same outputs with a third fewer passes over
+    /// the activations. vggface normalises after the ReLU, so it is returned as it is.
+    ///
+    /// The folded network holds copies of the weights and ignores `train` in `forward_t`.
+    pub fn into_inference(self) -> Network {
+        match self {
+            Network::MoodNet(net) => Network::FoldedMoodNet(net.folded()),
+            other => other,
+        }
+    }
 }
 
 impl ModuleT for Network {
@@ -108,6 +125,7 @@ impl ModuleT for Network {
         match self {
             Network::VggFace(net) => net.forward_t(xs, train),
             Network::MoodNet(net) => net.forward_t(xs, train),
+            Network::FoldedMoodNet(net) => net.forward_t(xs, train),
         }
     }
 }
@@ -267,6 +285,7 @@ impl MoodNet {
                 let conv = nn::conv2d(&prefix / format!("conv{layer}"), input, output, 3, config);
                 let bn_config = nn::BatchNormConfig {
                     ws_init: nn::Init::Const(1.0),
+                    eps: MOODNET_BATCH_NORM_EPS,
                     ..Default::default()
                 };
                 let bn = nn::batch_norm2d(&prefix / format!("bn{layer}"), output, bn_config);
@@ -279,20 +298,89 @@ impl MoodNet {
     }
 }
 
+impl MoodNet {
+    /// Folds each batch norm's running statistics and affine values into the convolution
+    /// before it: `bn(conv(x)) = conv'(x) + b'` with the weights scaled per output channel by
+    /// `gamma / sqrt(var + eps)` and `b' = beta - mean * gamma / sqrt(var + eps)`.
+    fn folded(&self) -> FoldedMoodNet {
+        tch::no_grad(|| {
+            let convs = self
+                .convs
+                .iter()
+                .map(|(conv, bn)| {
+                    let gamma = bn
+                        .ws
+                        .as_ref()
+                        .map_or_else(|| bn.running_var.ones_like(), Tensor::shallow_clone);
+                    let beta = bn
+                        .bs
+                        .as_ref()
+                        .map_or_else(|| bn.running_var.zeros_like(), Tensor::shallow_clone);
+                    let scale = gamma / (&bn.running_var + MOODNET_BATCH_NORM_EPS).sqrt();
+                    let weight = (&conv.ws * scale.view([-1, 1, 1, 1])).detach();
+                    let bias = (beta - &bn.running_mean * &scale).detach();
+                    (weight, bias)
+                })
+                .collect();
+            FoldedMoodNet {
+                convs,
+                fc_weight: self.fc.ws.detach().copy(),
+                fc_bias: self.fc.bs.as_ref().map(|bias| bias.detach().copy()),
+            }
+        })
+    }
+
+    /// Runs the layers after the convolutions: global average pooling, dropout and the head.
+    fn head(&self, xs: Tensor, train: bool) -> Tensor {
+        xs.adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .dropout(0.3, train)
+            .apply(&self.fc)
+    }
+}
+
+/// Whether a 2x2 max-pool follows moodnet's convolution number `index` (0-based) of `count`:
+/// after each stage's second convolution but the last.
+fn pools_after(index: usize, count: usize) -> bool {
+    index % 2 == 1 && index + 1 != count
+}
+
 impl ModuleT for MoodNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut xs = xs.shallow_clone();
-        let last = self.convs.len() - 1;
         for (index, (conv, bn)) in self.convs.iter().enumerate() {
             xs = xs.apply(conv).apply_t(bn, train).relu();
-            if index % 2 == 1 && index != last {
+            if pools_after(index, self.convs.len()) {
+                xs = xs.max_pool2d_default(2);
+            }
+        }
+        self.head(xs, train)
+    }
+}
+
+/// Moodnet with its batch norms folded into its convolutions, for inference only.
+#[derive(Debug)]
+pub struct FoldedMoodNet {
+    /// Weights and biases of each convolution with its batch norm folded in.
+    convs: Vec<(Tensor, Tensor)>,
+    fc_weight: Tensor,
+    fc_bias: Option<Tensor>,
+}
+
+impl ModuleT for FoldedMoodNet {
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        let mut xs = xs.shallow_clone();
+        for (index, (weight, bias)) in self.convs.iter().enumerate() {
+            xs = xs
+                .conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1)
+                .relu_();
+            if pools_after(index, self.convs.len()) {
                 xs = xs.max_pool2d_default(2);
             }
         }
         xs.adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
-            .dropout(0.3, train)
-            .apply(&self.fc)
+            .linear(&self.fc_weight, self.fc_bias.as_ref())
     }
 }
 
@@ -322,6 +410,38 @@ mod tests {
                 "{architecture}"
             );
         }
+    }
+
+    #[test]
+    fn folded_moodnet_matches_the_original() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let net = Network::new(&vs.root(), Architecture::MoodNet { width: 8 }, 7);
+        // Give every batch norm statistics and affine values far from the defaults.
+        tch::no_grad(|| {
+            for (name, mut value) in vs.variables() {
+                if name.contains(".bn") {
+                    let noise = value.rand_like() * 0.8 + 0.6;
+                    let shifted = if name.ends_with("mean") || name.ends_with("bias") {
+                        noise - 1.0
+                    } else {
+                        noise
+                    };
+                    value.copy_(&shifted);
+                }
+            }
+        });
+        let xs = Tensor::rand([4, 1, 48, 48], (Kind::Float, tch::Device::Cpu));
+        let expected = net.forward_t(&xs, false);
+        let folded = net.into_inference();
+        assert!(matches!(folded, Network::FoldedMoodNet(_)));
+        let actual = folded.forward_t(&xs, false);
+        let largest = (actual - &expected).abs().max().double_value(&[]);
+        let scale = expected.abs().max().double_value(&[]);
+        assert!(
+            largest < 1e-4 * scale.max(1.0),
+            "difference {largest}, scale {scale}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::detect::{crop_face, FaceBox, FaceDetector};
 use crate::model::Classifier;
 use crate::record::summary::SourceSummary;
 use crate::record::Recorder;
-use crate::track::Tracker;
+use crate::track::{FaceTemplate, Tracker};
 
 /// Share of the face box added on each side before cropping: the detector's boxes are tighter
 /// than the FER-2013 crops, which show the forehead and the chin.
@@ -267,7 +267,7 @@ pub(super) fn run_detect(
     };
     let _ = ready.send(Ok(()));
     let mut finder = FaceFinder {
-        last_faces: Vec::new(),
+        known: Vec::new(),
         frames_since_detection: 0,
     };
     for work in receiver {
@@ -292,9 +292,10 @@ pub(super) fn run_detect(
     }
 }
 
-/// Decides when to run the detector and when to keep the faces found last.
+/// Decides when to run the detector and when to follow the faces found last.
 struct FaceFinder {
-    last_faces: Vec<FaceBox>,
+    /// Each known face's appearance at its last detection, with its box in the last frame.
+    known: Vec<(FaceTemplate, FaceBox)>,
     frames_since_detection: u32,
 }
 
@@ -330,8 +331,9 @@ impl FaceFinder {
         }
     }
 
-    /// Runs a full detection when one is due, and otherwise looks for each known face near its
-    /// last box. A face not found there triggers a full detection of the same frame.
+    /// Runs a full detection when one is due, and otherwise follows each known face by its
+    /// appearance near its last box. A face that cannot be followed triggers a full detection
+    /// of the same frame.
     fn find_with(
         &mut self,
         config: &PipelineConfig,
@@ -340,21 +342,27 @@ impl FaceFinder {
     ) -> Vec<FaceBox> {
         let is_still = frame.path.is_some();
         let is_due = self.frames_since_detection + 1 >= config.detect_every.max(1);
-        if !(is_still || is_due || self.last_faces.is_empty()) {
+        if !(is_still || is_due || self.known.is_empty()) {
             let followed: Option<Vec<FaceBox>> = self
-                .last_faces
+                .known
                 .iter()
-                .map(|face| detector.detect_near(&frame.image, face))
+                .map(|(template, last)| template.follow(&frame.image, last).map(|found| found.face))
                 .collect();
             if let Some(faces) = followed {
                 self.frames_since_detection += 1;
-                self.last_faces = faces;
-                return self.last_faces.clone();
+                for ((_, last), face) in self.known.iter_mut().zip(&faces) {
+                    *last = *face;
+                }
+                return faces;
             }
         }
-        self.last_faces = detector.detect(&frame.image);
+        let faces = detector.detect(&frame.image);
         self.frames_since_detection = 0;
-        self.last_faces.clone()
+        self.known = faces
+            .iter()
+            .map(|face| (FaceTemplate::capture(&frame.image, face), *face))
+            .collect();
+        faces
     }
 }
 
