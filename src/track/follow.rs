@@ -2,10 +2,11 @@
 //!
 //! A full detection costs tens of milliseconds; matching a small gray template of the face
 //! around its last position costs a fraction of one. The template is taken when the detector
-//! finds the face, sampled onto a coarse grid of [`TEMPLATE_CELLS`] x [`TEMPLATE_CELLS`]
-//! cells, and compared at every shift of up to [`SEARCH_CELLS`] cells in each direction by
-//! the mean absolute difference of the mean-removed cells, so a change of brightness does not
-//! count. The box keeps its size: the next full detection corrects the scale.
+//! finds the face and is sampled onto a coarse grid of [`TEMPLATE_CELLS`] x [`TEMPLATE_CELLS`]
+//! cells. Following compares it at every shift of up to [`SEARCH_CELLS`] cells in each
+//! direction by the mean absolute difference of the mean-removed cells, so a change of
+//! brightness does not count. The box keeps its size, and the next full detection corrects
+//! the scale.
 
 use image::RgbImage;
 
@@ -32,7 +33,7 @@ pub struct FaceTemplate {
     cells: Vec<f32>,
 }
 
-/// Where a followed face was found, and how well it matched.
+/// The position of a followed face and the quality of its match.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FollowedFace {
     pub face: FaceBox,
@@ -174,8 +175,8 @@ mod tests {
 
     use super::*;
 
-    /// A 320x240 frame with a bright square of side 60 at (`x`, `y`), patterned in blocks of
-    /// 10 pixels, on a dark gradient.
+    /// Draws a 320x240 frame with a bright square of side 60 at (`x`, `y`), patterned in
+    /// blocks of 10 pixels, on a dark gradient.
     fn frame_with_square(x: u32, y: u32) -> RgbImage {
         RgbImage::from_fn(320, 240, |px, py| {
             let inside = (x..x + 60).contains(&px) && (y..y + 60).contains(&py);
@@ -199,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn follows_a_moved_face() {
+    fn follow_finds_moved_face() {
         let template = FaceTemplate::capture(&frame_with_square(100, 80), &face(100, 80));
         let moved = frame_with_square(110, 73);
         let found = template.follow(&moved, &face(100, 80)).unwrap();
@@ -216,7 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn a_still_face_stays_put() {
+    fn follow_keeps_still_face() {
         let image = frame_with_square(100, 80);
         let template = FaceTemplate::capture(&image, &face(100, 80));
         let found = template.follow(&image, &face(100, 80)).unwrap();
@@ -225,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn a_brighter_frame_still_matches() {
+    fn follow_ignores_brightness_change() {
         let image = frame_with_square(100, 80);
         let template = FaceTemplate::capture(&image, &face(100, 80));
         let brighter = RgbImage::from_fn(320, 240, |x, y| {
@@ -237,14 +238,14 @@ mod tests {
     }
 
     #[test]
-    fn a_vanished_face_is_lost() {
+    fn follow_loses_vanished_face() {
         let template = FaceTemplate::capture(&frame_with_square(100, 80), &face(100, 80));
         let empty = RgbImage::from_fn(320, 240, |x, y| Rgb([((x * 31 + y * 17) % 255) as u8; 3]));
         assert!(template.follow(&empty, &face(100, 80)).is_none());
     }
 
     #[test]
-    fn boxes_stay_inside_the_frame() {
+    fn follow_keeps_boxes_inside() {
         let template = FaceTemplate::capture(&frame_with_square(0, 0), &face(0, 0));
         let found = template.best_match(&frame_with_square(0, 0), &face(0, 0));
         assert_eq!((found.face.x, found.face.y), (0, 0));
@@ -254,6 +255,7 @@ mod tests {
             ..face(0, 0)
         };
         let found = template.best_match(&frame_with_square(260, 180), &corner);
-        assert!(found.face.x + 60 <= 320 && found.face.y + 60 <= 240);
+        assert!(found.face.x + 60 <= 320, "{:?}", found.face);
+        assert!(found.face.y + 60 <= 240, "{:?}", found.face);
     }
 }
