@@ -15,7 +15,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::capture::{collect_files, has_image_extension, has_video_extension, SourceSpec};
 use crate::cli::{usage, AnalyzeArgs};
 use crate::detect::default_detector_model;
-use crate::model::resolve_device;
 use crate::monitor::{install_interrupt_handler, is_interrupted, RunStatus};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling};
 use crate::record::summary::{render_text, write_summary_csv, SourceSummary};
@@ -31,7 +30,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
     args.inference.validate()?;
     let detector = args.detection.settings()?;
     let sampling = sampling(args)?;
-    let device = resolve_device(args.inference.device_request())?;
+    let (device, precision) = args.inference.resolve()?;
     crate::pipeline::set_torch_threads(args.inference.threads);
     let mut recorder = open_output(args)?;
 
@@ -63,6 +62,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
             detector_model: default_detector_model(),
             classifier_model: args.inference.model_path(),
             device,
+            precision,
             tracker: args.inference.tracker_settings(),
             detect_every: args.detection.detect_every_or(1),
             sampling,

@@ -17,7 +17,7 @@ use crate::cli::{DetectionArgs, InferenceArgs};
 use crate::dashboard::{render, App, DashboardConfig};
 use crate::detect::{crop_face, default_detector_model, DetectorSettings, FaceBox, FaceDetector};
 use crate::emotion::EmotionScores;
-use crate::model::{resolve_device, Classifier, INPUT_SIZE};
+use crate::model::{resolve_precision, Classifier, Precision, INPUT_SIZE};
 use crate::monitor::{drain_headless, RunStatus};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling, CROP_MARGIN};
 use crate::track::{FaceTemplate, Tracker, TrackerSettings};
@@ -110,24 +110,35 @@ pub struct SoakReport {
 pub fn run(args: &BenchArgs) -> anyhow::Result<RunStatus> {
     args.inference.validate()?;
     let settings = args.detection.settings()?;
-    let device = resolve_device(args.inference.device_request())?;
+    let (device, precision) = args.inference.resolve()?;
     crate::pipeline::set_torch_threads(args.inference.threads);
     let input = args
         .input
         .clone()
         .unwrap_or_else(|| crate::assets::demo_clip().display().to_string());
-    let classifier = Classifier::load(&args.inference.model_path(), device)?;
+    let classifier =
+        Classifier::load_with_precision(&args.inference.model_path(), device, precision)?;
 
     let mut report = BenchReport {
         machine: describe_machine(),
-        device: format!("{device:?}").to_lowercase(),
+        device: format!("{device:?} {precision}").to_lowercase(),
         input: input.clone(),
         ..BenchReport::default()
     };
     let frames = decode_frames(&input, args.frames, &mut report)?;
     let faces = measure_detection(&frames, &settings, &mut report)?;
     let crops = measure_crops(&frames, &faces, &mut report);
-    measure_classifier(&classifier, &crops, args.repeats, &mut report)?;
+    let baseline = match precision {
+        Precision::F32 => None,
+        _ => Some(Classifier::load(&args.inference.model_path(), device)?),
+    };
+    measure_classifier(
+        &classifier,
+        baseline.as_ref(),
+        &crops,
+        args.repeats,
+        &mut report,
+    )?;
     measure_smoothing(&faces, &mut report);
     report.baseline_fps = sequential_fps(&input, &classifier, &mut report)?;
     report.headless_fps = pipeline_fps(args, &input, settings.clone(), device)?;
@@ -228,7 +239,7 @@ fn measure_detection(
     );
 
     // Following each face by its appearance into the next frame, as the pipeline does between
-    // full detections; the template is taken beforehand, as the pipeline takes it when it
+    // full detections. The template is taken beforehand, because the pipeline takes it when it
     // detects. The baseline is a full detection with the same settings.
     let mut follow_times = Vec::new();
     for ((previous_frame, frame), previous) in frames.iter().zip(frames.iter().skip(1)).zip(&faces)
@@ -274,8 +285,11 @@ fn measure_crops(
 }
 
 /// Times the classifier at batch 1, 8 and 32, per face.
+/// Times the classifier at batch 1, 8 and 32. When it computes in another format than f32,
+/// `baseline` is the same model in f32, timed in alternation with it.
 fn measure_classifier(
     classifier: &Classifier,
+    baseline: Option<&Classifier>,
     crops: &[GrayImage],
     repeats: usize,
     report: &mut BenchReport,
@@ -283,15 +297,30 @@ fn measure_classifier(
     anyhow::ensure!(!crops.is_empty(), "no face found in the measured frames");
     for batch in [1usize, 8, 32] {
         let faces: Vec<GrayImage> = crops.iter().cycle().take(batch).cloned().collect();
-        classifier.classify(&faces)?;
-        let mut times = Vec::with_capacity(repeats);
-        for _ in 0..repeats.max(1) {
+        let time = |model: &Classifier, times: &mut Vec<Duration>| -> anyhow::Result<()> {
             let started = Instant::now();
-            classifier.classify(&faces)?;
+            model.classify(&faces)?;
             times.push(started.elapsed() / batch as u32);
+            Ok(())
+        };
+        classifier.classify(&faces)?;
+        if let Some(baseline) = baseline {
+            baseline.classify(&faces)?;
         }
-        let name = format!("classify, batch {batch} (per face)");
-        push(report, &name, Latency::from_samples(&times), None);
+        let mut times = Vec::with_capacity(repeats);
+        let mut baseline_times = Vec::with_capacity(repeats);
+        for _ in 0..repeats.max(1) {
+            time(classifier, &mut times)?;
+            if let Some(baseline) = baseline {
+                time(baseline, &mut baseline_times)?;
+            }
+        }
+        let name = format!(
+            "classify {}, batch {batch} (per face)",
+            classifier.precision()
+        );
+        let baseline = baseline.map(|_| Latency::from_samples(&baseline_times));
+        push(report, &name, Latency::from_samples(&times), baseline);
     }
     Ok(())
 }
@@ -365,6 +394,7 @@ fn pipeline_config(
         detector_model: default_detector_model(),
         classifier_model: args.inference.model_path(),
         device,
+        precision: resolve_precision(args.inference.precision, device),
         tracker: args.inference.tracker_settings(),
         detect_every: args
             .detection

@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::capture::{CaptureOptions, SourceSpec};
 use crate::detect::{DetectError, DetectorSettings};
-use crate::model::DeviceRequest;
+use crate::model::{
+    resolve_device, resolve_precision, DeviceRequest, ModelError, Precision, PrecisionRequest,
+};
 use crate::record::RowFormat;
 use crate::track::TrackerSettings;
 
@@ -108,6 +110,10 @@ pub struct InferenceArgs {
     /// of their own, so more than one rarely helps on a small machine.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: u32,
+    /// Number format of the network: auto (bf16 on a CPU with AVX-512 bfloat16 instructions,
+    /// f32 elsewhere), f32 or bf16.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub precision: PrecisionRequest,
     /// Weight of the newest frame in the smoothing of each face's probabilities, in (0, 1];
     /// 1 turns smoothing off.
     #[arg(long, value_name = "WEIGHT", default_value_t = TrackerSettings::default().smoothing)]
@@ -263,6 +269,16 @@ impl MonitorArgs {
 }
 
 impl InferenceArgs {
+    /// Resolves the device and the number format the network runs with.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::CudaUnavailable`] when CUDA is requested but absent.
+    pub fn resolve(&self) -> Result<(tch::Device, Precision), ModelError> {
+        let device = resolve_device(self.device_request())?;
+        Ok((device, resolve_precision(self.precision, device)))
+    }
+
     /// Returns the device asked for, `--cuda` meaning the first GPU.
     pub fn device_request(&self) -> DeviceRequest {
         if self.cuda {

@@ -28,7 +28,7 @@ pub(crate) use description::write_atomically;
 pub use description::{
     EvaluationRecord, ModelDescription, Normalisation, TrainingRecord, DESCRIPTION_FORMAT,
 };
-pub use device::{resolve_device, DeviceRequest};
+pub use device::{resolve_device, resolve_precision, DeviceRequest, Precision, PrecisionRequest};
 pub use error::ModelError;
 pub use net::{init_he_normal, parameter_counts, Architecture, Network, INPUT_SIZE, MOODNET_WIDTH};
 pub use preprocess::{faces_to_tensor, normalise_pixels};

@@ -13,7 +13,6 @@ use crate::capture::{check_camera_exists, list_cameras, SourceSpec};
 use crate::cli::MonitorArgs;
 use crate::dashboard::{self, DashboardConfig};
 use crate::detect::default_detector_model;
-use crate::model::resolve_device;
 use crate::pipeline::{
     source_label, Pipeline, PipelineConfig, PipelineEvent, PipelineOutcome, Sampling,
 };
@@ -73,7 +72,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
             "the dashboard needs a terminal on standard output: use --headless to run without it"
         );
     }
-    let device = resolve_device(args.inference.device_request())?;
+    let (device, precision) = args.inference.resolve()?;
     crate::pipeline::set_torch_threads(args.inference.threads);
     let recorder = match &args.csv {
         Some(path) => Some(Recorder::create(path, RowFormat::Csv)?),
@@ -87,6 +86,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
         detector_model: default_detector_model(),
         classifier_model: args.inference.model_path(),
         device,
+        precision,
         tracker: args.inference.tracker_settings(),
         detect_every: args.detection.detect_every_or(LIVE_DETECT_EVERY),
         sampling: Sampling::EveryFrame,
@@ -105,7 +105,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
     } else {
         let dashboard_config = DashboardConfig {
             source: source_label(&source),
-            device: format!("{device:?}").to_lowercase(),
+            device: format!("{device:?} {precision}").to_lowercase(),
             model: args.inference.model_path().display().to_string(),
             history_seconds: args.history,
         };

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::capture::{CaptureOptions, Frame, SourceSpec};
 use crate::detect::DetectorSettings;
+use crate::model::Precision;
 use crate::record::summary::SourceSummary;
 use crate::record::Recorder;
 use crate::track::{TrackedFace, TrackerSettings};
@@ -84,6 +85,7 @@ pub struct PipelineConfig {
     pub detector_model: PathBuf,
     pub classifier_model: PathBuf,
     pub device: tch::Device,
+    pub precision: Precision,
     pub tracker: TrackerSettings,
     /// Run the detector on every Nth frame of a video or camera, following the faces found in
     /// between; images are always detected. A frame without a face is always followed by a

@@ -8,6 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::{
     checkpoint, preprocess, Architecture, ModelDescription, ModelError, Network, Normalisation,
+    Precision,
 };
 use crate::emotion::{EmotionScores, CLASS_COUNT};
 
@@ -22,6 +23,7 @@ pub struct Classifier {
     description: ModelDescription,
     architecture: Architecture,
     device: Device,
+    precision: Precision,
 }
 
 impl Classifier {
@@ -37,6 +39,19 @@ impl Classifier {
     /// weights, tensors that do not match the architecture, or a final layer whose output
     /// count differs from the class list.
     pub fn load(description_path: &Path, device: Device) -> Result<Classifier, ModelError> {
+        Classifier::load_with_precision(description_path, device, Precision::F32)
+    }
+
+    /// Loads a model like [`Classifier::load`] that computes in `precision`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Classifier::load`].
+    pub fn load_with_precision(
+        description_path: &Path,
+        device: Device,
+        precision: Precision,
+    ) -> Result<Classifier, ModelError> {
         let description = ModelDescription::read(description_path)?;
         let architecture = description.architecture(description_path)?;
         let weights_path = description.weights_path(description_path);
@@ -51,12 +66,16 @@ impl Classifier {
         let network = Network::new(&vs.root(), architecture, classes as i64);
         checkpoint::load_weights(&mut vs, &weights_path, architecture, classes)?;
         vs.freeze();
-        let network = network.into_inference();
+        let network = network.into_inference(precision.kind());
+        if precision != Precision::F32 {
+            vs.set_kind(precision.kind());
+        }
         tracing::info!(
             model = %description_path.display(),
             %architecture,
             classes,
             ?device,
+            %precision,
             "loaded emotion model"
         );
         Ok(Classifier {
@@ -65,6 +84,7 @@ impl Classifier {
             description,
             architecture,
             device,
+            precision,
         })
     }
 
@@ -112,7 +132,8 @@ impl Classifier {
     /// [`ModelError::Torch`] when libtorch fails.
     pub fn probabilities(&self, pixels: &Tensor, mirror: bool) -> Result<Tensor, ModelError> {
         let normalisation = self.description.normalisation;
-        predict_probabilities(&self.network, normalisation, self.device, pixels, mirror)
+        let target = (self.device, self.precision.kind());
+        predict_probabilities(&self.network, normalisation, target, pixels, mirror)
     }
 
     fn scores_from_probabilities(
@@ -149,6 +170,11 @@ impl Classifier {
         self.description.input_size
     }
 
+    /// Returns the number format the network computes in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// Returns the architecture of the loaded network.
     pub fn architecture(&self) -> Architecture {
         self.architecture
@@ -163,18 +189,23 @@ impl Classifier {
 /// Runs a network in evaluation mode on a `[N, 1, 48, 48]` u8 pixel batch and returns `[N,
 /// classes]` softmax probabilities, optionally averaged with those of the mirrored batch.
 ///
+/// `target` is the device and element type of the network's weights, to which the faces are
+/// converted. The probabilities are always 32-bit floats.
+///
 /// # Errors
 ///
 /// [`ModelError::Torch`] when libtorch fails.
 pub fn predict_probabilities(
     network: &Network,
     normalisation: Normalisation,
-    device: Device,
+    target: (Device, Kind),
     pixels: &Tensor,
     mirror: bool,
 ) -> Result<Tensor, ModelError> {
+    let (device, kind) = target;
     let inputs = preprocess::normalise_pixels(pixels, normalisation)?
         .f_to_device(device)
+        .and_then(|inputs| inputs.f_to_kind(kind))
         .map_err(ModelError::torch("moving faces to the model's device"))?;
     tch::no_grad(|| {
         let probabilities = network.forward_t(&inputs, false).f_softmax(-1, Kind::Float);

@@ -109,12 +109,13 @@ impl Network {
 
     /// Returns the network prepared for inference: moodnet's batch norms are folded into the
     /// convolutions before them, which gives the same outputs with a third fewer passes over
-    /// the activations. vggface normalises after the ReLU, so it is returned as it is.
+    /// the activations, and the folded weights are converted to `kind`. vggface normalises
+    /// after the ReLU, so it is returned as it is and its var store converts its weights.
     ///
-    /// The folded network holds copies of the weights and ignores `train` in `forward_t`.
-    pub fn into_inference(self) -> Network {
+    /// The folded network keeps copies of the weights and ignores `train` in `forward_t`.
+    pub fn into_inference(self, kind: Kind) -> Network {
         match self {
-            Network::MoodNet(net) => Network::FoldedMoodNet(net.folded()),
+            Network::MoodNet(net) => Network::FoldedMoodNet(net.folded(kind)),
             other => other,
         }
     }
@@ -302,7 +303,7 @@ impl MoodNet {
     /// Folds each batch norm's running statistics and affine values into the convolution
     /// before it: `bn(conv(x)) = conv'(x) + b'` with the weights scaled per output channel by
     /// `gamma / sqrt(var + eps)` and `b' = beta - mean * gamma / sqrt(var + eps)`.
-    fn folded(&self) -> FoldedMoodNet {
+    fn folded(&self, kind: Kind) -> FoldedMoodNet {
         tch::no_grad(|| {
             let convs = self
                 .convs
@@ -317,15 +318,15 @@ impl MoodNet {
                         .as_ref()
                         .map_or_else(|| bn.running_var.zeros_like(), Tensor::shallow_clone);
                     let scale = gamma / (&bn.running_var + MOODNET_BATCH_NORM_EPS).sqrt();
-                    let weight = (&conv.ws * scale.view([-1, 1, 1, 1])).detach();
-                    let bias = (beta - &bn.running_mean * &scale).detach();
+                    let weight = (&conv.ws * scale.view([-1, 1, 1, 1])).to_kind(kind);
+                    let bias = (beta - &bn.running_mean * &scale).to_kind(kind);
                     (weight, bias)
                 })
                 .collect();
             FoldedMoodNet {
                 convs,
-                fc_weight: self.fc.ws.detach().copy(),
-                fc_bias: self.fc.bs.as_ref().map(|bias| bias.detach().copy()),
+                fc_weight: self.fc.ws.to_kind(kind).copy(),
+                fc_bias: self.fc.bs.as_ref().map(|bias| bias.to_kind(kind).copy()),
             }
         })
     }
@@ -339,7 +340,7 @@ impl MoodNet {
     }
 }
 
-/// Whether a 2x2 max-pool follows moodnet's convolution number `index` (0-based) of `count`:
+/// Returns whether a 2x2 max-pool follows moodnet's convolution number `index` (0-based) of `count`:
 /// after each stage's second convolution but the last.
 fn pools_after(index: usize, count: usize) -> bool {
     index % 2 == 1 && index + 1 != count
@@ -413,7 +414,7 @@ mod tests {
     }
 
     #[test]
-    fn folded_moodnet_matches_the_original() {
+    fn folded_moodnet_matches_original() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let net = Network::new(&vs.root(), Architecture::MoodNet { width: 8 }, 7);
@@ -433,7 +434,7 @@ mod tests {
         });
         let xs = Tensor::rand([4, 1, 48, 48], (Kind::Float, tch::Device::Cpu));
         let expected = net.forward_t(&xs, false);
-        let folded = net.into_inference();
+        let folded = net.into_inference(Kind::Float);
         assert!(matches!(folded, Network::FoldedMoodNet(_)));
         let actual = folded.forward_t(&xs, false);
         let largest = (actual - &expected).abs().max().double_value(&[]);

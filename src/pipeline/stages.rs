@@ -392,13 +392,15 @@ impl ClassifyStage {
         receiver: Receiver<Work<Detected>>,
         ready: SyncSender<anyhow::Result<()>>,
     ) {
-        let classifier = match Classifier::load(&config.classifier_model, config.device) {
-            Ok(classifier) => classifier,
-            Err(error) => {
-                let _ = ready.send(Err(error.into()));
-                return;
-            }
-        };
+        let model = &config.classifier_model;
+        let classifier =
+            match Classifier::load_with_precision(model, config.device, config.precision) {
+                Ok(classifier) => classifier,
+                Err(error) => {
+                    let _ = ready.send(Err(error.into()));
+                    return;
+                }
+            };
         let _ = ready.send(Ok(()));
         let mut state = ClassifyState {
             tracker: Tracker::new(config.tracker),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::ScheduleKind;
-use crate::model::{Architecture, Normalisation};
+use crate::model::{Architecture, Normalisation, PrecisionRequest};
 
 /// Options of `moodscope train`.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,6 +163,11 @@ pub struct EvalArgs {
     /// Device: cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     pub device: String,
+
+    /// Number format of the network: f32, bf16, or auto (bf16 on a CPU with AVX-512 bfloat16
+    /// instructions). Recorded results are always measured in f32
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: PrecisionRequest,
 
     /// libtorch intra-op threads [default: libtorch's choice]
     #[arg(long, value_name = "N")]

@@ -13,9 +13,10 @@ use super::plot;
 
 use super::dataset::Dataset;
 use super::metrics::ConfusionMatrix;
+use crate::cli::usage;
 use crate::model::{
-    predict_probabilities, resolve_device, Classifier, DeviceRequest, EvaluationRecord,
-    ModelDescription, ModelError, Network, Normalisation,
+    predict_probabilities, resolve_device, resolve_precision, Classifier, DeviceRequest,
+    EvaluationRecord, ModelDescription, ModelError, Network, Normalisation, Precision,
 };
 
 /// Faces per forward pass during evaluation.
@@ -44,7 +45,13 @@ pub fn evaluate_network(
     mirror: bool,
 ) -> Result<Evaluation, ModelError> {
     evaluate_with(dataset, |pixels| {
-        predict_probabilities(network, normalisation, device, pixels, mirror)
+        predict_probabilities(
+            network,
+            normalisation,
+            (device, Kind::Float),
+            pixels,
+            mirror,
+        )
     })
 }
 
@@ -130,7 +137,14 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         super::set_threads(threads);
     }
     let request: DeviceRequest = args.device.parse()?;
-    let classifier = Classifier::load(&args.model, resolve_device(request)?)?;
+    let device = resolve_device(request)?;
+    let precision = resolve_precision(args.precision, device);
+    if args.record && precision != Precision::F32 {
+        return Err(usage!(
+            "--record keeps results measured in f32 only: drop --precision {precision} or --record"
+        ));
+    }
+    let classifier = Classifier::load_with_precision(&args.model, device, precision)?;
     let dataset = dataset::load_split(&args.data, &args.split)?
         .select_classes(&classifier.description().classes);
     anyhow::ensure!(
@@ -141,7 +155,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let evaluation = evaluate_classifier(&classifier, &dataset, args.tta)?;
     let matrix = &evaluation.matrix;
     println!(
-        "{} on {} {}{}",
+        "{} on {} {}{}, {precision}",
         args.model.display(),
         args.data.display(),
         args.split,
