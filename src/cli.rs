@@ -139,9 +139,10 @@ pub struct DetectionArgs {
     /// Width the frame is shrunk to before detection, 0 for the full resolution [default: 320].
     #[arg(long, value_name = "PIXELS")]
     pub detect_width: Option<u32>,
-    /// Run the detector on every Nth video frame and keep the faces in between; a frame
-    /// without a face is always followed by a detection. Defaults to 3 for the live monitor,
-    /// where speed matters most, and 1 for `analyze`.
+    /// Run the detector on every Nth video frame and follow the faces by their appearance in
+    /// between. A frame without a face, or with a face that cannot be followed, gets a
+    /// detection. Defaults to 5 for the live monitor, where speed matters most, and 1 for
+    /// `analyze`.
     #[arg(long, value_name = "N")]
     pub detect_every: Option<u32>,
 }

@@ -28,7 +28,9 @@ pub(crate) use description::write_atomically;
 pub use description::{
     EvaluationRecord, ModelDescription, Normalisation, TrainingRecord, DESCRIPTION_FORMAT,
 };
-pub use device::{resolve_device, resolve_precision, DeviceRequest, Precision, PrecisionRequest};
+pub use device::{
+    resolve_device, resolve_precision, DeviceRequest, Precision, PrecisionRequest, BF16_MIN_BATCH,
+};
 pub use error::ModelError;
 pub use net::{init_he_normal, parameter_counts, Architecture, Network, INPUT_SIZE, MOODNET_WIDTH};
 pub use preprocess::{faces_to_tensor, normalise_pixels};

@@ -9,7 +9,7 @@ use image::GrayImage;
 use moodscope::emotion::Emotion;
 use moodscope::model::{
     self, Architecture, Classifier, ModelDescription, ModelError, Network, Normalisation,
-    TrainingRecord,
+    Precision, TrainingRecord,
 };
 use moodscope::train::dataset::{self, DatasetError};
 use moodscope::train::evaluate::evaluate_classifier;
@@ -590,6 +590,48 @@ fn probabilities_sum_to_one() {
             Emotion::Surprise,
         ] {
             assert_eq!(scores.get(absent), 0.0);
+        }
+    }
+}
+
+#[test]
+fn bf16_probabilities_match_f32() {
+    let _guard = lock_torch_random();
+    let path = model::default_model_path();
+    let exact = Classifier::load(&path, Device::Cpu).unwrap();
+    let faces: Vec<GrayImage> = ["happy", "sad", "surprise", "neutral"]
+        .into_iter()
+        .flat_map(|class| public_test_faces(class, 4))
+        .collect();
+    let expected = exact.classify(&faces).unwrap();
+    for precision in [Precision::Bf16, Precision::Bf16Batches] {
+        let classifier = Classifier::load_with_precision(&path, Device::Cpu, precision).unwrap();
+        // Batches of 16 and of 1 face: under Bf16Batches only the first runs in bfloat16.
+        let batched = classifier.classify(&faces).unwrap();
+        let single = classifier.classify(&faces[..1]).unwrap();
+        for (actual, wanted) in batched
+            .iter()
+            .chain(&single)
+            .zip(expected.iter().chain(&expected[..1]))
+        {
+            assert!((actual.total() - 1.0).abs() < 1e-5, "{actual:?}");
+            for (a, b) in actual.0.iter().zip(wanted.0) {
+                assert!(
+                    (a - b).abs() < 0.03,
+                    "{precision}: {actual:?} against {wanted:?}"
+                );
+            }
+        }
+        if precision == Precision::Bf16Batches {
+            // A single face runs in f32, so it differs only by the order of float operations.
+            for (a, b) in single[0].0.iter().zip(expected[0].0) {
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{:?} against {:?}",
+                    single[0],
+                    expected[0]
+                );
+            }
         }
     }
 }

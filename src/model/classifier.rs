@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::{
     checkpoint, preprocess, Architecture, ModelDescription, ModelError, Network, Normalisation,
-    Precision,
+    Precision, BF16_MIN_BATCH,
 };
 use crate::emotion::{EmotionScores, CLASS_COUNT};
 
@@ -19,7 +19,12 @@ use crate::emotion::{EmotionScores, CLASS_COUNT};
 #[derive(Debug)]
 pub struct Classifier {
     vs: VarStore,
+    /// The network for single faces and small batches, with the element type of its weights.
     network: Network,
+    kind: Kind,
+    /// A bfloat16 copy for batches of at least [`BF16_MIN_BATCH`] faces, under
+    /// [`Precision::Bf16Batches`].
+    batch_network: Option<Network>,
     description: ModelDescription,
     architecture: Architecture,
     device: Device,
@@ -66,10 +71,31 @@ impl Classifier {
         let network = Network::new(&vs.root(), architecture, classes as i64);
         checkpoint::load_weights(&mut vs, &weights_path, architecture, classes)?;
         vs.freeze();
-        let network = network.into_inference(precision.kind());
-        if precision != Precision::F32 {
-            vs.set_kind(precision.kind());
-        }
+        let (network, kind, batch_network, precision) = match precision {
+            Precision::F32 => (
+                network.folded(Kind::Float).unwrap_or(network),
+                Kind::Float,
+                None,
+                precision,
+            ),
+            Precision::Bf16 => match network.folded(Kind::BFloat16) {
+                Some(folded) => (folded, Kind::BFloat16, None, precision),
+                None => {
+                    vs.set_kind(Kind::BFloat16);
+                    (network, Kind::BFloat16, None, precision)
+                }
+            },
+            Precision::Bf16Batches => match network.folded(Kind::BFloat16) {
+                Some(batch_network) => (
+                    network.folded(Kind::Float).unwrap_or(network),
+                    Kind::Float,
+                    Some(batch_network),
+                    precision,
+                ),
+                // Without a folded copy the var store has one element type for both sizes.
+                None => (network, Kind::Float, None, Precision::F32),
+            },
+        };
         tracing::info!(
             model = %description_path.display(),
             %architecture,
@@ -81,6 +107,8 @@ impl Classifier {
         Ok(Classifier {
             vs,
             network,
+            kind,
+            batch_network,
             description,
             architecture,
             device,
@@ -132,8 +160,13 @@ impl Classifier {
     /// [`ModelError::Torch`] when libtorch fails.
     pub fn probabilities(&self, pixels: &Tensor, mirror: bool) -> Result<Tensor, ModelError> {
         let normalisation = self.description.normalisation;
-        let target = (self.device, self.precision.kind());
-        predict_probabilities(&self.network, normalisation, target, pixels, mirror)
+        let (network, kind) = match &self.batch_network {
+            Some(batch_network) if pixels.size().first() >= Some(&(BF16_MIN_BATCH as i64)) => {
+                (batch_network, Kind::BFloat16)
+            }
+            _ => (&self.network, self.kind),
+        };
+        predict_probabilities(network, normalisation, (self.device, kind), pixels, mirror)
     }
 
     fn scores_from_probabilities(

@@ -82,7 +82,8 @@ pub fn resolve_device(request: DeviceRequest) -> Result<tch::Device, ModelError>
 /// The number format requested for inference.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrecisionRequest {
-    /// bfloat16 on a CPU with AVX-512 bfloat16 instructions, 32-bit floats otherwise.
+    /// bfloat16 for batches of faces on a CPU with AVX-512 bfloat16 instructions, 32-bit floats
+    /// otherwise.
     #[default]
     Auto,
     /// 32-bit floats.
@@ -96,37 +97,38 @@ pub enum PrecisionRequest {
 pub enum Precision {
     F32,
     Bf16,
+    /// bfloat16 for batches of at least [`BF16_MIN_BATCH`] faces, 32-bit floats for smaller
+    /// ones, where bfloat16 measured slower.
+    Bf16Batches,
 }
 
-impl Precision {
-    /// Returns the libtorch element type of this format.
-    pub fn kind(self) -> tch::Kind {
-        match self {
-            Precision::F32 => tch::Kind::Float,
-            Precision::Bf16 => tch::Kind::BFloat16,
-        }
-    }
-}
+/// Smallest batch that [`Precision::Bf16Batches`] runs in bfloat16. On the Xeon the project
+/// is measured on, bfloat16 took 1.1 to 1.2 times as long as f32 at batch 1 and 0.55 to 0.6
+/// times as long at batch 8 (estimates from `moodscope bench` on a shared machine).
+pub const BF16_MIN_BATCH: usize = 4;
 
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Precision::F32 => f.write_str("f32"),
             Precision::Bf16 => f.write_str("bf16"),
+            Precision::Bf16Batches => f.write_str("f32/bf16"),
         }
     }
 }
 
 /// Turns a precision request into a format for `device`.
 ///
-/// `auto` picks bfloat16 only on a CPU that has AVX-512 bfloat16 instructions, where libtorch's
-/// oneDNN convolutions run it faster than 32-bit floats for batches of faces. Elsewhere,
+/// `auto` picks bfloat16 for batches only on a CPU that has AVX-512 bfloat16 instructions, where
+/// libtorch's oneDNN convolutions run batches faster in it than in 32-bit floats. Elsewhere,
 /// including on CUDA, it keeps 32-bit floats.
 pub fn resolve_precision(request: PrecisionRequest, device: tch::Device) -> Precision {
     match request {
         PrecisionRequest::F32 => Precision::F32,
         PrecisionRequest::Bf16 => Precision::Bf16,
-        PrecisionRequest::Auto if device == tch::Device::Cpu && cpu_has_bf16() => Precision::Bf16,
+        PrecisionRequest::Auto if device == tch::Device::Cpu && cpu_has_bf16() => {
+            Precision::Bf16Batches
+        }
         PrecisionRequest::Auto => Precision::F32,
     }
 }
@@ -163,7 +165,7 @@ mod tests {
             Precision::F32
         );
         assert_eq!(
-            resolve_precision(PrecisionRequest::Auto, cpu) == Precision::Bf16,
+            resolve_precision(PrecisionRequest::Auto, cpu) == Precision::Bf16Batches,
             cpu_has_bf16()
         );
     }
