@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::capture::{collect_files, has_image_extension, has_video_extension, SourceSpec};
+use crate::capture::{
+    collect_files, has_image_extension, has_video_extension, video_length, SourceSpec,
+};
 use crate::cli::{usage, AnalyzeArgs};
 use crate::detect::default_detector_model;
 use crate::monitor::{install_interrupt_handler, is_interrupted, RunStatus};
@@ -55,6 +57,12 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
     let mut summaries = if sources.is_empty() {
         Vec::new()
     } else {
+        let show_progress = std::io::stderr().is_terminal();
+        let expected = if show_progress {
+            expected_frames(&sources, sampling)
+        } else {
+            None
+        };
         let config = PipelineConfig {
             sources,
             capture: Default::default(),
@@ -75,7 +83,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
         };
         install_interrupt_handler();
         let (pipeline, events) = Pipeline::start(config, Some(recorder))?;
-        follow_progress(&pipeline, events);
+        follow_progress(&pipeline, events, show_progress, expected);
         let outcome = pipeline.finish();
         if let Some(failure) = outcome.failure {
             anyhow::bail!("{failure}");
@@ -134,16 +142,62 @@ fn open_output(args: &AnalyzeArgs) -> anyhow::Result<Recorder> {
     Ok(recorder)
 }
 
-/// Shows a progress line on standard error, when it is a terminal, until the input ends.
-fn follow_progress(pipeline: &Pipeline, events: Receiver<PipelineEvent>) {
-    let progress = if std::io::stderr().is_terminal() {
-        ProgressBar::new_spinner()
+/// Estimates how many frames the pipeline will analyse, for the progress bar's time left.
+///
+/// Returns `None` when any source has no known length: a stream, or a video whose container
+/// stores neither its frame count nor its duration and rate. Folders are counted by their image
+/// files, and sampling by `--fps` is assumed to keep its rate exactly, so the figure is an
+/// estimate.
+fn expected_frames(sources: &[SourceSpec], sampling: Sampling) -> Option<u64> {
+    let mut total = 0;
+    for source in sources {
+        let (frames, rate) = match source {
+            SourceSpec::Camera { .. } => return None,
+            SourceSpec::Video(input) => {
+                let length = video_length(input)?;
+                (length.frames?, length.frame_rate)
+            }
+            SourceSpec::Image(_) => (1, None),
+            SourceSpec::Folder { path, recursive } => {
+                let mut files = Vec::new();
+                let _ = collect_files(path, *recursive, &has_image_extension, &mut files);
+                (files.len() as u64, None)
+            }
+        };
+        total += match sampling {
+            Sampling::EveryFrame => frames,
+            Sampling::EveryNth(step) => frames.div_ceil(u64::from(step.max(1))),
+            Sampling::PerSecond(per_second) => match rate {
+                Some(rate) if rate > per_second => {
+                    (frames as f64 * per_second / rate).ceil() as u64
+                }
+                _ => frames,
+            },
+        };
+    }
+    Some(total)
+}
+
+/// Shows a progress line on standard error when `visible`, until the input ends: a bar with the
+/// time left when the number of frames is `expected`, a spinner otherwise.
+fn follow_progress(
+    pipeline: &Pipeline,
+    events: Receiver<PipelineEvent>,
+    visible: bool,
+    expected: Option<u64>,
+) {
+    let progress = match (visible, expected) {
+        (false, _) => ProgressBar::hidden(),
+        (true, Some(frames)) => ProgressBar::new(frames),
+        (true, None) => ProgressBar::new_spinner(),
+    };
+    let template = if expected.is_some() {
+        "{bar:30} {pos}/{len} frames, {per_sec}, {elapsed}, about {eta} left {msg}"
     } else {
-        ProgressBar::hidden()
+        "{spinner} {pos} frames, {per_sec}, {elapsed} {msg}"
     };
     progress.set_style(
-        ProgressStyle::with_template("{spinner} {pos} frames, {per_sec}, {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     loop {
         if is_interrupted() {
@@ -191,4 +245,54 @@ fn report(args: &AnalyzeArgs, summaries: &[SourceSummary]) -> anyhow::Result<Run
         return Ok(RunStatus::SomeInputsFailed);
     }
     Ok(RunStatus::Complete)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo_clip() -> SourceSpec {
+        SourceSpec::Video(crate::assets::demo_clip().display().to_string())
+    }
+
+    #[test]
+    fn expected_frames_follow_sampling() {
+        // The demo clip's container stores 472 frames at 24000/1001 fps.
+        let clip = [demo_clip()];
+        assert_eq!(expected_frames(&clip, Sampling::EveryFrame), Some(472));
+        assert_eq!(expected_frames(&clip, Sampling::EveryNth(10)), Some(48));
+        assert_eq!(expected_frames(&clip, Sampling::PerSecond(5.0)), Some(99));
+        assert_eq!(expected_frames(&clip, Sampling::PerSecond(60.0)), Some(472));
+    }
+
+    #[test]
+    fn expected_frames_count_folder_images() {
+        let folder = tempfile::tempdir().unwrap();
+        for name in ["a.png", "b.jpg", "c.JPG", "notes.txt"] {
+            std::fs::write(folder.path().join(name), b"x").unwrap();
+        }
+        let sources = [
+            SourceSpec::Folder {
+                path: folder.path().to_owned(),
+                recursive: false,
+            },
+            SourceSpec::Image(folder.path().join("a.png")),
+            demo_clip(),
+        ];
+        assert_eq!(
+            expected_frames(&sources, Sampling::EveryFrame),
+            Some(3 + 1 + 472)
+        );
+    }
+
+    #[test]
+    fn expected_frames_unknown_for_streams() {
+        let sources = [
+            demo_clip(),
+            SourceSpec::Video("rtsp://127.0.0.1:1/live".into()),
+        ];
+        assert_eq!(expected_frames(&sources, Sampling::EveryFrame), None);
+        let missing = [SourceSpec::Video("no/such/clip.mp4".into())];
+        assert_eq!(expected_frames(&missing, Sampling::EveryFrame), None);
+    }
 }

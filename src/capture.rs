@@ -19,6 +19,33 @@ pub use camera::{check_camera_exists, list_cameras};
 pub(crate) use folder::collect_files;
 pub use still::load_image;
 
+/// Length of a video file as its container reports it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VideoLength {
+    /// Number of frames, stored by the container or else estimated from the duration and rate.
+    pub frames: Option<u64>,
+    pub seconds: Option<f64>,
+    pub frame_rate: Option<f64>,
+}
+
+/// Returns the length of a video file, or `None` for a stream URL or a file that ffprobe
+/// cannot read (the decoder reports that file's error when it opens it).
+pub fn video_length(input: &str) -> Option<VideoLength> {
+    if is_stream_url(input) {
+        return None;
+    }
+    let info = video::probe(input).ok()?;
+    let estimated = match (info.duration, info.frame_rate) {
+        (Some(seconds), Some(rate)) => Some((seconds * rate).round() as u64),
+        _ => None,
+    };
+    Some(VideoLength {
+        frames: info.frame_count.or(estimated),
+        seconds: info.duration,
+        frame_rate: info.frame_rate,
+    })
+}
+
 /// One decoded frame, upright (rotation metadata already applied), in RGB.
 #[derive(Clone, Debug)]
 pub struct Frame {

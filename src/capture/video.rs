@@ -38,12 +38,22 @@ pub(crate) struct StreamInfo {
     pub(crate) frame_rate: Option<f64>,
     /// Presentation time of the stream's first frame in seconds, when the container stores one.
     pub(crate) start_time: Option<f64>,
+    /// Length in seconds, from the stream or else the container; `None` for live streams.
+    pub(crate) duration: Option<f64>,
+    /// Number of frames, when the container stores it.
+    pub(crate) frame_count: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct ProbeOutput {
     #[serde(default)]
     streams: Vec<ProbeStream>,
+    format: Option<ProbeFormat>,
+}
+
+#[derive(Deserialize)]
+struct ProbeFormat {
+    duration: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +63,8 @@ struct ProbeStream {
     avg_frame_rate: Option<String>,
     r_frame_rate: Option<String>,
     start_time: Option<String>,
+    duration: Option<String>,
+    nb_frames: Option<String>,
     #[serde(default)]
     tags: std::collections::HashMap<String, String>,
     #[serde(default)]
@@ -64,8 +76,8 @@ pub(crate) fn probe(input: &str) -> Result<StreamInfo, CaptureError> {
     let output = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
         .arg(
-            "stream=width,height,avg_frame_rate,r_frame_rate,start_time\
-             :stream_tags=rotate:stream_side_data=rotation",
+            "stream=width,height,avg_frame_rate,r_frame_rate,start_time,duration,nb_frames\
+             :stream_tags=rotate:stream_side_data=rotation:format=duration",
         )
         .args(["-of", "json", "--", input])
         .stdin(Stdio::null())
@@ -86,10 +98,12 @@ pub(crate) fn probe(input: &str) -> Result<StreamInfo, CaptureError> {
     let Some(stream) = parsed.streams.into_iter().next() else {
         return Err(decode_error("the file contains no video stream".into()));
     };
-    stream_info(stream).ok_or_else(|| decode_error("ffprobe reports no frame size".into()))
+    let container_duration = parsed.format.and_then(|format| format.duration);
+    stream_info(stream, container_duration)
+        .ok_or_else(|| decode_error("ffprobe reports no frame size".into()))
 }
 
-fn stream_info(stream: ProbeStream) -> Option<StreamInfo> {
+fn stream_info(stream: ProbeStream, container_duration: Option<String>) -> Option<StreamInfo> {
     let (width, height) = (stream.width?, stream.height?);
     if width == 0 || height == 0 {
         return None;
@@ -105,8 +119,14 @@ fn stream_info(stream: ProbeStream) -> Option<StreamInfo> {
     let frame_rate = [&stream.avg_frame_rate, &stream.r_frame_rate]
         .into_iter()
         .find_map(|rate| rate.as_deref().and_then(parse_rational));
-    let start_time = stream
-        .start_time
+    let seconds = |text: Option<&str>| {
+        text.and_then(|text| text.parse::<f64>().ok())
+            .filter(|value| value.is_finite() && *value >= 0.0)
+    };
+    let start_time = seconds(stream.start_time.as_deref());
+    let duration = seconds(stream.duration.as_deref()).or(seconds(container_duration.as_deref()));
+    let frame_count = stream
+        .nb_frames
         .as_deref()
         .and_then(|text| text.parse().ok());
     Some(StreamInfo {
@@ -115,6 +135,8 @@ fn stream_info(stream: ProbeStream) -> Option<StreamInfo> {
         rotation,
         frame_rate,
         start_time,
+        duration,
+        frame_count,
     })
 }
 
