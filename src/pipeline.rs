@@ -86,6 +86,8 @@ pub struct PipelineConfig {
     pub classifier_model: PathBuf,
     pub device: tch::Device,
     pub precision: Precision,
+    /// Average each face's probabilities with those of its mirror image.
+    pub mirror: bool,
     pub tracker: TrackerSettings,
     /// Run the detector on every Nth frame of a video or camera, following the faces found in
     /// between; images are always detected. A frame without a face is always followed by a

@@ -316,3 +316,27 @@ fn folder_videos_and_images_all_analysed() {
     assert!(duration > 0.01, "overall duration {duration} s");
     assert!(fps < 10_000.0, "overall fps {fps}");
 }
+
+#[test]
+fn tta_changes_probabilities_not_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain_path = dir.path().join("plain.csv");
+    let mirrored_path = dir.path().join("mirrored.csv");
+    let photo = media("multi_face.jpg");
+    let (status, plain) = analyze(&[], &[&photo], &plain_path);
+    assert_eq!(status, Some(0));
+    let (status, mirrored) = analyze(&["--tta"], &[&photo], &mirrored_path);
+    assert_eq!(status, Some(0));
+    assert_eq!(mirrored.len(), plain.len());
+    let mut changed = 0;
+    for (a, b) in plain.iter().zip(&mirrored) {
+        assert_eq!(a.bbox, b.bbox);
+        let (a, b) = (a.probabilities.unwrap(), b.probabilities.unwrap());
+        assert!((b.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{b:?}");
+        if a.iter().zip(&b).any(|(x, y)| (x - y).abs() > 1e-3) {
+            changed += 1;
+        }
+    }
+    // A face and its mirror image differ, so the averaged probabilities do too.
+    assert_eq!(changed, plain.len());
+}

@@ -409,6 +409,7 @@ impl ClassifyStage {
                 .iter()
                 .map(|spec| SourceSummary::new(&source_label(spec)))
                 .collect(),
+            mirror: config.mirror,
             frames_seen: 0,
             dropped_frames: 0,
             failure: None,
@@ -517,6 +518,8 @@ impl ClassifyStage {
 struct ClassifyState {
     tracker: Tracker,
     summaries: Vec<SourceSummary>,
+    /// Whether each face's probabilities are averaged with those of its mirror image.
+    mirror: bool,
     frames_seen: u64,
     dropped_frames: u64,
     failure: Option<String>,
@@ -537,9 +540,12 @@ impl ClassifyState {
             mut timings,
         } = detected;
         let started = Instant::now();
-        let scores = classifier
-            .classify(&crops)
-            .map_err(|error| error.to_string())?;
+        let scores = if self.mirror {
+            classifier.classify_with_mirror(&crops)
+        } else {
+            classifier.classify(&crops)
+        };
+        let scores = scores.map_err(|error| error.to_string())?;
         timings.classify = started.elapsed();
         // Still images are unrelated to each other: their faces start new tracks.
         if frame.path.is_some() {
