@@ -6,7 +6,7 @@ mod stages;
 pub use stages::{source_label, CROP_MARGIN};
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -53,6 +53,8 @@ pub enum PipelineEvent {
 pub struct Control {
     stop: Arc<AtomicBool>,
     paused: Arc<AtomicBool>,
+    /// Total time spent paused, in nanoseconds.
+    paused_nanos: Arc<AtomicU64>,
 }
 
 impl Control {
@@ -72,6 +74,17 @@ impl Control {
 
     pub fn is_paused(&self) -> bool {
         self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Adds the length of a pause to the total time paused.
+    pub fn add_pause(&self, pause: Duration) {
+        let nanos = u64::try_from(pause.as_nanos()).unwrap_or(u64::MAX);
+        self.paused_nanos.fetch_add(nanos, Ordering::SeqCst);
+    }
+
+    /// Returns the total time the run has spent paused so far.
+    pub fn paused_total(&self) -> Duration {
+        Duration::from_nanos(self.paused_nanos.load(Ordering::SeqCst))
     }
 }
 

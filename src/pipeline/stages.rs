@@ -170,7 +170,9 @@ fn wait_while_paused(control: &Control, pacer: &mut Pacer) -> bool {
     while control.is_paused() && !control.is_stop_requested() {
         sleep(PAUSE_POLL);
     }
-    pacer.shift(paused_at.elapsed());
+    let pause = paused_at.elapsed();
+    pacer.shift(pause);
+    control.add_pause(pause);
     !control.is_stop_requested()
 }
 
@@ -426,7 +428,9 @@ impl ClassifyStage {
                 Work::End { .. } => None,
             };
             if let Some(index) = source {
-                state.summaries[index].begin_at(state.last_activity);
+                let summary = &mut state.summaries[index];
+                summary.begin_at(state.last_activity, control.paused_total());
+                summary.set_pause_total(control.paused_total());
             }
             let result = self.handle(config, &classifier, &mut state, work);
             state.last_activity = Instant::now();

@@ -29,6 +29,10 @@ pub struct SourceSummary {
     /// before ends.
     started: Instant,
     has_begun: bool,
+    /// The run's total pause time when work on this source began.
+    paused_before: Duration,
+    /// Time paused since work on this source began, left out of its duration.
+    paused: Duration,
     elapsed: Duration,
 }
 
@@ -44,16 +48,31 @@ impl SourceSummary {
             dominant_counts: [0; CLASS_COUNT],
             started: Instant::now(),
             has_begun: false,
+            paused_before: Duration::ZERO,
+            paused: Duration::ZERO,
             elapsed: Duration::ZERO,
         }
     }
 
-    /// Marks when work on this source began, the first time only.
-    pub fn begin_at(&mut self, when: Instant) {
+    /// Marks when work on this source began and the run's total pause time then, the first
+    /// time only.
+    pub fn begin_at(&mut self, when: Instant, pause_total: Duration) {
         if !self.has_begun {
             self.started = when;
+            self.paused_before = pause_total;
             self.has_begun = true;
         }
+    }
+
+    /// Takes the run's total pause time so far, so that pauses since this source began are
+    /// left out of its duration and frame rate.
+    pub fn set_pause_total(&mut self, pause_total: Duration) {
+        self.paused = pause_total.saturating_sub(self.paused_before);
+    }
+
+    /// Returns the time since work on this source began, pauses left out.
+    fn active_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.paused)
     }
 
     /// Returns true once [`Self::begin_at`] has been called.
@@ -74,13 +93,13 @@ impl SourceSummary {
             }
             self.dominant_counts[face.raw.dominant().label()] += 1;
         }
-        self.elapsed = self.started.elapsed();
+        self.elapsed = self.active_time();
     }
 
     /// Counts one input that could not be read.
     pub fn add_error(&mut self) {
         self.errors += 1;
-        self.elapsed = self.started.elapsed();
+        self.elapsed = self.active_time();
     }
 
     /// Adds another summary's counts and duration, for the overall figures of sources read
@@ -97,7 +116,8 @@ impl SourceSummary {
         self.elapsed += other.elapsed;
     }
 
-    /// Returns the wall time from the summary's creation to its last update.
+    /// Returns the wall time from the start of work on this source to its last update, pauses
+    /// left out.
     pub fn duration(&self) -> Duration {
         self.elapsed
     }
@@ -270,6 +290,19 @@ mod tests {
             .map(|&e| summary.dominant_share(e))
             .sum();
         assert!((shares - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn duration_leaves_out_pauses() {
+        let mut summary = SourceSummary::new("camera");
+        let began = Instant::now() - Duration::from_secs(10);
+        // The run had been paused for 3 s before this source began, and 6 s more since.
+        summary.begin_at(began, Duration::from_secs(3));
+        summary.set_pause_total(Duration::from_secs(9));
+        summary.add_frame(&report(&[]));
+        let seconds = summary.duration().as_secs_f64();
+        assert!((4.0..4.5).contains(&seconds), "{seconds} s");
+        assert!((summary.frames_per_second() - 1.0 / seconds).abs() < 1e-9);
     }
 
     #[test]
