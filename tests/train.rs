@@ -1,5 +1,5 @@
 //! Integration tests of the datasets, training, checkpoints, evaluation and model loading, on
-//! the real FER-2013 images and sample CSV in the data folder beside the crate (`DATA`).
+//! the real FER-2013 images and sample CSV (see `data_root`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -18,7 +18,25 @@ use moodscope::train::{run_eval, run_train, EvalArgs, TrainArgs};
 use tch::nn::VarStore;
 use tch::Device;
 
+/// Default FER-2013 folder: `shared/fer2013` beside the checkout.
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fer2013");
+
+/// Returns the FER-2013 folder: `MOODSCOPE_FER2013` when set, else [`DATA`].
+///
+/// # Panics
+///
+/// When the folder does not exist, with a message that says where the data belongs.
+fn data_root() -> PathBuf {
+    let root =
+        std::env::var_os("MOODSCOPE_FER2013").map_or_else(|| PathBuf::from(DATA), PathBuf::from);
+    assert!(
+        root.is_dir(),
+        "FER-2013 not found at {}: put its Training/ and PublicTest/ class folders and \
+         fer2013-sample.csv there, or set MOODSCOPE_FER2013 to the folder that has them",
+        root.display()
+    );
+    root
+}
 
 /// Serialises the tests that build networks or train: libtorch's random generator is global to
 /// the process, and draws by a parallel test (weight initialisation in `Classifier::load`
@@ -34,7 +52,7 @@ fn train(args: &TrainArgs) {
 }
 
 fn data_path(relative: &str) -> PathBuf {
-    Path::new(DATA).join(relative)
+    data_root().join(relative)
 }
 
 #[derive(Parser)]
@@ -211,7 +229,7 @@ fn folder_classes_match_without_case() {
 
 #[test]
 fn folder_training_counts_per_class() {
-    let training = dataset::load_split(Path::new(DATA), "Training").unwrap();
+    let training = dataset::load_split(&data_root(), "Training").unwrap();
     assert_eq!(training.len(), 28_709);
     // FER-2013 label order: angry, disgust, fear, happy, sad, surprise, neutral.
     assert_eq!(
@@ -395,7 +413,7 @@ fn eval_on_folder_keeps_model_classes() {
     let classes = [Emotion::Happy, Emotion::Sad, Emotion::Neutral];
     let model = write_model(folder.path(), "three", "moodnet-w8", &classes);
     let classifier = Classifier::load(&model, Device::Cpu).unwrap();
-    let public = dataset::load_split(Path::new(DATA), "PublicTest")
+    let public = dataset::load_split(&data_root(), "PublicTest")
         .unwrap()
         .select_classes(&classes);
     let evaluation = evaluate_classifier(&classifier, &public, false).unwrap();
@@ -641,7 +659,7 @@ fn shipped_model_above_half_on_public_test() {
     let _guard = lock_torch_random();
     let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
     assert_eq!(classifier.description().classes, Emotion::ALL.to_vec());
-    let public = dataset::load_split(Path::new(DATA), "PublicTest").unwrap();
+    let public = dataset::load_split(&data_root(), "PublicTest").unwrap();
     let evaluation = evaluate_classifier(&classifier, &public, false).unwrap();
     assert_eq!(evaluation.matrix.total(), 3589);
     let accuracy = evaluation.matrix.accuracy();
@@ -657,7 +675,7 @@ fn shipped_three_class_model_beats_majority() {
         classes,
         vec![Emotion::Happy, Emotion::Sad, Emotion::Neutral]
     );
-    let public = dataset::load_split(Path::new(DATA), "PublicTest")
+    let public = dataset::load_split(&data_root(), "PublicTest")
         .unwrap()
         .select_classes(&classes);
     let accuracy = evaluate_classifier(&classifier, &public, false)
