@@ -25,7 +25,7 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fer2013");
 ///
 /// # Panics
 ///
-/// When the folder does not exist, with a message that says where the data belongs.
+/// When the folder does not exist, with a message naming where the data belongs.
 fn data_root() -> PathBuf {
     let root =
         std::env::var_os("MOODSCOPE_FER2013").map_or_else(|| PathBuf::from(DATA), PathBuf::from);
