@@ -202,14 +202,17 @@ fn follow_progress(
     );
     loop {
         if is_interrupted() {
-            progress.println("interrupted: stopping and writing what was analysed");
+            print_above(
+                &progress,
+                "interrupted: stopping and writing what was analysed",
+            );
             pipeline.control.request_stop();
             break;
         }
         match events.recv_timeout(Duration::from_millis(100)) {
             Ok(PipelineEvent::Frame(_)) => progress.inc(1),
             Ok(PipelineEvent::InputError(message)) => {
-                progress.println(format!("moodscope: {message}"))
+                print_above(&progress, &format!("moodscope: {message}"));
             }
             Ok(PipelineEvent::EndOfInput | PipelineEvent::Failed(_)) => break,
             Err(RecvTimeoutError::Timeout) => progress.tick(),
@@ -217,6 +220,16 @@ fn follow_progress(
         }
     }
     progress.finish_and_clear();
+}
+
+/// Prints a line on standard error above the progress bar, or plainly when the bar is hidden
+/// (a hidden bar drops the lines given to it).
+fn print_above(progress: &ProgressBar, line: &str) {
+    if progress.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        progress.println(line);
+    }
 }
 
 /// Prints the per-source and overall tables and writes the summary CSV.

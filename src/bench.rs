@@ -13,7 +13,7 @@ use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
 use crate::capture::{open_source, CaptureOptions, SourceSpec};
-use crate::cli::{DetectionArgs, InferenceArgs};
+use crate::cli::{usage, DetectionArgs, InferenceArgs};
 use crate::dashboard::{render, App, DashboardConfig};
 use crate::detect::{crop_face, default_detector_model, DetectorSettings, FaceBox, FaceDetector};
 use crate::emotion::EmotionScores;
@@ -108,6 +108,16 @@ pub struct SoakReport {
 ///
 /// Fails when the clip, the detector or the model cannot be loaded.
 pub fn run(args: &BenchArgs) -> anyhow::Result<RunStatus> {
+    // Following a face needs a frame after the one it was detected in.
+    if args.frames < 2 {
+        return Err(usage!(
+            "invalid --frames \"{}\": expected 2 or more",
+            args.frames
+        ));
+    }
+    if args.repeats == 0 {
+        return Err(usage!("invalid --repeats \"0\": expected 1 or more"));
+    }
     args.inference.validate()?;
     let settings = args.detection.settings()?;
     let (device, precision) = args.inference.resolve()?;

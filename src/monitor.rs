@@ -140,7 +140,8 @@ pub fn drain_headless(pipeline: &Pipeline, events: Receiver<PipelineEvent>) {
         }
         match events.recv_timeout(Duration::from_millis(100)) {
             Ok(PipelineEvent::EndOfInput | PipelineEvent::Failed(_)) => return,
-            Ok(PipelineEvent::Frame(_) | PipelineEvent::InputError(_)) => {}
+            Ok(PipelineEvent::InputError(message)) => eprintln!("moodscope: {message}"),
+            Ok(PipelineEvent::Frame(_)) => {}
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }

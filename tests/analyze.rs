@@ -270,6 +270,10 @@ fn single_bad_input_is_an_error_row() {
     assert_eq!(rows[0].status, "error");
     assert!(rows[0].error.contains("empty.jpg"), "{}", rows[0].error);
     assert!(summary.is_file());
+    // Standard error is not a terminal here, so no progress bar: the message still appears.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("moodscope: "), "{stderr}");
+    assert!(stderr.contains("empty.jpg"), "{stderr}");
 }
 
 #[test]
