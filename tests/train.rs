@@ -655,6 +655,32 @@ fn bf16_probabilities_match_f32() {
 }
 
 #[test]
+fn vggface_runs_in_every_precision() {
+    let _guard = lock_torch_random();
+    let folder = tempfile::tempdir().unwrap();
+    let path = write_model(folder.path(), "reference", "vggface", &Emotion::ALL);
+    let faces = public_test_faces("happy", 5);
+    let exact = Classifier::load(&path, Device::Cpu)
+        .unwrap()
+        .classify(&faces)
+        .unwrap();
+    for precision in [Precision::Bf16, Precision::Bf16Batches] {
+        let classifier = Classifier::load_with_precision(&path, Device::Cpu, precision).unwrap();
+        let scores = classifier.classify(&faces).unwrap();
+        assert_eq!(scores.len(), faces.len());
+        for (actual, expected) in scores.iter().zip(&exact) {
+            assert!((actual.total() - 1.0).abs() < 1e-5, "{actual:?}");
+            for (a, b) in actual.0.iter().zip(expected.0) {
+                assert!(
+                    (a - b).abs() < 0.05,
+                    "{precision}: {actual:?} against {expected:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn shipped_model_above_half_on_public_test() {
     let _guard = lock_torch_random();
     let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
