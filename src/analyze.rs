@@ -6,7 +6,7 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -58,11 +58,14 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
         Vec::new()
     } else {
         let show_progress = std::io::stderr().is_terminal();
-        let expected = if show_progress {
-            expected_frames(&sources, sampling)
-        } else {
-            None
-        };
+        // Probing every video takes a moment per file, so it runs beside the analysis.
+        let (length_sender, length) = mpsc::channel();
+        if show_progress {
+            let sources = sources.clone();
+            std::thread::spawn(move || {
+                let _ = length_sender.send(expected_frames(&sources, sampling));
+            });
+        }
         let config = PipelineConfig {
             sources,
             capture: Default::default(),
@@ -84,7 +87,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
         };
         install_interrupt_handler();
         let (pipeline, events) = Pipeline::start(config, Some(recorder))?;
-        follow_progress(&pipeline, events, show_progress, expected);
+        follow_progress(&pipeline, events, show_progress, length);
         let outcome = pipeline.finish();
         if let Some(failure) = outcome.failure {
             anyhow::bail!("{failure}");
@@ -179,28 +182,31 @@ fn expected_frames(sources: &[SourceSpec], sampling: Sampling) -> Option<u64> {
     Some(total)
 }
 
-/// Shows a progress line on standard error when `visible`, until the input ends: a bar with the
-/// time left when the number of frames is `expected`, a spinner otherwise.
+/// Shows a progress line on standard error when `visible`, until the input ends: a spinner,
+/// which becomes a bar with the time left once `length` delivers the number of frames.
 fn follow_progress(
     pipeline: &Pipeline,
     events: Receiver<PipelineEvent>,
     visible: bool,
-    expected: Option<u64>,
+    length: Receiver<Option<u64>>,
 ) {
-    let progress = match (visible, expected) {
-        (false, _) => ProgressBar::hidden(),
-        (true, Some(frames)) => ProgressBar::new(frames),
-        (true, None) => ProgressBar::new_spinner(),
-    };
-    let template = if expected.is_some() {
-        "{bar:30} {pos}/{len} frames, {per_sec}, {elapsed}, about {eta} left {msg}"
+    let progress = if visible {
+        ProgressBar::new_spinner()
     } else {
-        "{spinner} {pos} frames, {per_sec}, {elapsed} {msg}"
+        ProgressBar::hidden()
     };
-    progress.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    set_template(
+        &progress,
+        "{spinner} {pos} frames, {per_sec}, {elapsed} {msg}",
     );
     loop {
+        if let Ok(Some(frames)) = length.try_recv() {
+            progress.set_length(frames);
+            set_template(
+                &progress,
+                "{bar:30} {pos}/{len} frames, {per_sec}, {elapsed}, about {eta} left {msg}",
+            );
+        }
         if is_interrupted() {
             print_above(
                 &progress,
@@ -220,6 +226,12 @@ fn follow_progress(
         }
     }
     progress.finish_and_clear();
+}
+
+fn set_template(progress: &ProgressBar, template: &str) {
+    let style =
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner());
+    progress.set_style(style);
 }
 
 /// Prints a line on standard error above the progress bar, or plainly when the bar is hidden
