@@ -252,12 +252,11 @@ fn measure_detection(
     // full detections. The template is taken beforehand, because the pipeline takes it when it
     // detects. The baseline is a full detection with the same settings.
     let mut follow_times = Vec::new();
-    for ((previous_frame, frame), previous) in frames.iter().zip(frames.iter().skip(1)).zip(&faces)
-    {
+    for (pair, previous) in frames.windows(2).zip(&faces) {
         for face in previous {
-            let template = FaceTemplate::capture(previous_frame, face);
+            let template = FaceTemplate::capture(&pair[0], face);
             let started = Instant::now();
-            template.best_match(frame, face);
+            template.best_match(&pair[1], face);
             follow_times.push(started.elapsed());
         }
     }

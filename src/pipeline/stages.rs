@@ -429,8 +429,9 @@ impl ClassifyStage {
             };
             if let Some(index) = source {
                 let summary = &mut state.summaries[index];
-                summary.begin_at(state.last_activity, control.paused_total());
-                summary.set_pause_total(control.paused_total());
+                let pause_total = control.paused_total();
+                summary.begin_at(state.last_activity, pause_total);
+                summary.set_pause_total(pause_total);
             }
             let result = self.handle(config, &classifier, &mut state, work);
             state.last_activity = Instant::now();

@@ -26,7 +26,6 @@ pub const LOST_DIFFERENCE: f32 = 18.0;
 /// The appearance of a face as it was last detected.
 #[derive(Clone, Debug)]
 pub struct FaceTemplate {
-    face: FaceBox,
     /// Side of one cell in frame pixels (at least 1).
     cell: f32,
     /// Mean-removed gray values of the cells, row by row.
@@ -47,16 +46,7 @@ impl FaceTemplate {
         let cell = (face.width.max(face.height) as f32 / TEMPLATE_CELLS as f32).max(1.0);
         let mut cells = sample_cells(image, face.x as f32, face.y as f32, cell, TEMPLATE_CELLS);
         remove_mean(&mut cells);
-        FaceTemplate {
-            face: *face,
-            cell,
-            cells,
-        }
-    }
-
-    /// Returns the box the template was taken from.
-    pub fn face(&self) -> &FaceBox {
-        &self.face
+        FaceTemplate { cell, cells }
     }
 
     /// Looks for the face in `image` around `last`, its box in the previous frame, and returns
