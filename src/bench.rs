@@ -404,7 +404,7 @@ fn pipeline_config(
         classifier_model: args.inference.model_path(),
         device,
         precision: resolve_precision(args.inference.precision, device),
-        mirror: args.inference.tta,
+        tta: args.inference.tta,
         tracker: args.inference.tracker_settings(),
         detect_every: args
             .detection

@@ -16,6 +16,7 @@ mod device;
 mod error;
 mod net;
 mod preprocess;
+mod tta;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,7 @@ pub use device::{
 pub use error::ModelError;
 pub use net::{init_he_normal, parameter_counts, Architecture, Network, INPUT_SIZE, MOODNET_WIDTH};
 pub use preprocess::{faces_to_tensor, normalise_pixels};
+pub use tta::{deserialize_tta, Tta};
 
 /// File name stem of the shipped seven-class model in the models folder.
 pub const DEFAULT_MODEL_NAME: &str = "moodnet7";

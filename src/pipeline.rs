@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::capture::{CaptureOptions, Frame, SourceSpec};
 use crate::detect::DetectorSettings;
-use crate::model::Precision;
+use crate::model::{Precision, Tta};
 use crate::record::summary::SourceSummary;
 use crate::record::Recorder;
 use crate::track::{TrackedFace, TrackerSettings};
@@ -99,8 +99,8 @@ pub struct PipelineConfig {
     pub classifier_model: PathBuf,
     pub device: tch::Device,
     pub precision: Precision,
-    /// Average each face's probabilities with those of its mirror image.
-    pub mirror: bool,
+    /// Views of each face whose probabilities are averaged.
+    pub tta: Tta,
     pub tracker: TrackerSettings,
     /// Run the detector on every Nth frame of a video or camera, following the faces found in
     /// between; images are always detected. A frame without a face is always followed by a

@@ -9,7 +9,7 @@ use image::GrayImage;
 use moodscope::emotion::Emotion;
 use moodscope::model::{
     self, Architecture, Classifier, ModelDescription, ModelError, Network, Normalisation,
-    Precision, TrainingRecord,
+    Precision, TrainingRecord, Tta,
 };
 use moodscope::train::dataset::{self, DatasetError};
 use moodscope::train::evaluate::evaluate_classifier;
@@ -403,7 +403,23 @@ fn eval_matrix_sums_to_image_count() {
     assert!(heatmap.is_file());
     let recorded = ModelDescription::read(&model).unwrap();
     assert_eq!(recorded.evaluations.len(), 1);
-    assert!(recorded.evaluations[0].tta);
+    assert_eq!(recorded.evaluations[0].tta, Tta::Mirror);
+
+    // Crops are recorded beside mirror averaging; a second mirror run replaces the first.
+    for tta in ["--tta=crops", "--tta=mirror"] {
+        let mut words = words.to_vec();
+        words[6] = tta;
+        run_eval(&EvalCli::try_parse_from(words).unwrap().args).unwrap();
+    }
+    let recorded = ModelDescription::read(&model).unwrap();
+    let modes: Vec<Tta> = recorded
+        .evaluations
+        .iter()
+        .map(|record| record.tta)
+        .collect();
+    assert_eq!(modes, [Tta::Crops, Tta::Mirror]);
+    assert!(recorded.evaluations[0].command.ends_with("--tta=crops"));
+    assert_eq!(recorded.evaluations[0].images, 105);
 }
 
 #[test]
@@ -416,7 +432,7 @@ fn eval_on_folder_keeps_model_classes() {
     let public = dataset::load_split(&data_root(), "PublicTest")
         .unwrap()
         .select_classes(&classes);
-    let evaluation = evaluate_classifier(&classifier, &public, false).unwrap();
+    let evaluation = evaluate_classifier(&classifier, &public, Tta::Off).unwrap();
     assert_eq!(evaluation.matrix.total(), 895 + 653 + 607);
 }
 
@@ -590,7 +606,8 @@ fn probabilities_sum_to_one() {
         .classify(&faces)
         .unwrap()
         .into_iter()
-        .chain(classifier.classify_with_mirror(&faces).unwrap())
+        .chain(classifier.classify_with(&faces, Tta::Mirror).unwrap())
+        .chain(classifier.classify_with(&faces, Tta::Crops).unwrap())
     {
         assert!((scores.total() - 1.0).abs() < 1e-5, "{scores:?}");
         assert!(
@@ -686,7 +703,7 @@ fn shipped_model_above_half_on_public_test() {
     let classifier = Classifier::load(&model::default_model_path(), Device::Cpu).unwrap();
     assert_eq!(classifier.description().classes, Emotion::ALL.to_vec());
     let public = dataset::load_split(&data_root(), "PublicTest").unwrap();
-    let evaluation = evaluate_classifier(&classifier, &public, false).unwrap();
+    let evaluation = evaluate_classifier(&classifier, &public, Tta::Off).unwrap();
     assert_eq!(evaluation.matrix.total(), 3589);
     let accuracy = evaluation.matrix.accuracy();
     assert!(accuracy > 0.5, "PublicTest accuracy {accuracy}");
@@ -704,7 +721,7 @@ fn shipped_three_class_model_beats_majority() {
     let public = dataset::load_split(&data_root(), "PublicTest")
         .unwrap()
         .select_classes(&classes);
-    let accuracy = evaluate_classifier(&classifier, &public, false)
+    let accuracy = evaluate_classifier(&classifier, &public, Tta::Off)
         .unwrap()
         .matrix
         .accuracy();

@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::{
     checkpoint, preprocess, Architecture, ModelDescription, ModelError, Network, Normalisation,
-    Precision, BF16_MIN_BATCH,
+    Precision, Tta, BF16_MIN_BATCH,
 };
 use crate::emotion::{EmotionScores, CLASS_COUNT};
 
@@ -123,50 +123,44 @@ impl Classifier {
     /// [`ModelError::EmptyFace`] for a crop without pixels, [`ModelError::Torch`] when
     /// libtorch fails.
     pub fn classify(&self, faces: &[GrayImage]) -> Result<Vec<EmotionScores>, ModelError> {
-        self.classify_faces(faces, false)
+        self.classify_with(faces, Tta::Off)
     }
 
     /// Classifies faces like [`Classifier::classify`], averaging each face's probabilities
-    /// with those of its horizontal mirror image.
+    /// over the views `tta` names.
     ///
     /// # Errors
     ///
     /// As for [`Classifier::classify`].
-    pub fn classify_with_mirror(
+    pub fn classify_with(
         &self,
         faces: &[GrayImage],
-    ) -> Result<Vec<EmotionScores>, ModelError> {
-        self.classify_faces(faces, true)
-    }
-
-    fn classify_faces(
-        &self,
-        faces: &[GrayImage],
-        mirror: bool,
+        tta: Tta,
     ) -> Result<Vec<EmotionScores>, ModelError> {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
         let pixels = preprocess::faces_to_tensor(faces, self.input_size())?;
-        let probabilities = self.probabilities(&pixels, mirror)?;
+        let probabilities = self.probabilities(&pixels, tta)?;
         self.scores_from_probabilities(&probabilities)
     }
 
     /// Returns `[N, classes]` softmax probabilities for a `[N, 1, 48, 48]` u8 pixel batch, in
-    /// the model's class order, optionally averaged with the mirrored batch.
+    /// the model's class order, averaged over the views `tta` names.
     ///
     /// # Errors
     ///
     /// [`ModelError::Torch`] when libtorch fails.
-    pub fn probabilities(&self, pixels: &Tensor, mirror: bool) -> Result<Tensor, ModelError> {
+    pub fn probabilities(&self, pixels: &Tensor, tta: Tta) -> Result<Tensor, ModelError> {
         let normalisation = self.description.normalisation;
+        let faces = pixels.size().first().copied().unwrap_or(0) as usize;
         let (network, kind) = match &self.batch_network {
-            Some(batch_network) if pixels.size().first() >= Some(&(BF16_MIN_BATCH as i64)) => {
+            Some(batch_network) if faces * tta.view_count() >= BF16_MIN_BATCH => {
                 (batch_network, Kind::BFloat16)
             }
             _ => (&self.network, self.kind),
         };
-        predict_probabilities(network, normalisation, (self.device, kind), pixels, mirror)
+        predict_probabilities(network, normalisation, (self.device, kind), pixels, tta)
     }
 
     fn scores_from_probabilities(
@@ -220,7 +214,7 @@ impl Classifier {
 }
 
 /// Runs a network in evaluation mode on a `[N, 1, 48, 48]` u8 pixel batch and returns `[N,
-/// classes]` softmax probabilities, optionally averaged with those of the mirrored batch.
+/// classes]` softmax probabilities, averaged over the views `tta` names.
 ///
 /// `target` is the device and element type of the network's weights, to which the faces are
 /// converted. The probabilities are always 32-bit floats.
@@ -233,26 +227,24 @@ pub fn predict_probabilities(
     normalisation: Normalisation,
     target: (Device, Kind),
     pixels: &Tensor,
-    mirror: bool,
+    tta: Tta,
 ) -> Result<Tensor, ModelError> {
     let (device, kind) = target;
     let inputs = preprocess::normalise_pixels(pixels, normalisation)?
         .f_to_device(device)
-        .and_then(|inputs| inputs.f_to_kind(kind))
         .map_err(ModelError::torch("moving faces to the model's device"))?;
     tch::no_grad(|| {
-        let probabilities = network.forward_t(&inputs, false).f_softmax(-1, Kind::Float);
-        let probabilities = probabilities.map_err(ModelError::torch("running the network"))?;
-        if !mirror {
-            return Ok(probabilities);
-        }
-        let mirrored = inputs
-            .f_flip([3])
-            .map_err(ModelError::torch("mirroring faces"))?;
-        let mirrored = network
-            .forward_t(&mirrored, false)
-            .f_softmax(-1, Kind::Float);
-        let mirrored = mirrored.map_err(ModelError::torch("running the network"))?;
-        Ok((probabilities + mirrored) * 0.5)
+        // Views are resampled in 32-bit floats, then all run through the network as one batch.
+        let views = tta
+            .expand(&inputs)?
+            .f_to_kind(kind)
+            .map_err(ModelError::torch(
+                "converting faces to the model's number format",
+            ))?;
+        let probabilities = network
+            .forward_t(&views, false)
+            .f_softmax(-1, Kind::Float)
+            .map_err(ModelError::torch("running the network"))?;
+        tta.average(probabilities)
     })
 }

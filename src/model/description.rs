@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Architecture, ModelError, INPUT_SIZE};
+use super::{Architecture, ModelError, Tta, INPUT_SIZE};
 use crate::emotion::Emotion;
 
 /// Version of the description format; readers reject other versions.
@@ -51,8 +51,10 @@ pub struct EvaluationRecord {
     /// Data path and split, for example "FER-2013 PublicTest".
     pub data: String,
     pub split: String,
-    /// Whether predictions averaged each face with its mirror image.
-    pub tta: bool,
+    /// Views each face's predictions were averaged over; `true` and `false` in older files
+    /// read as mirror and off.
+    #[serde(deserialize_with = "super::deserialize_tta")]
+    pub tta: Tta,
     pub images: usize,
     pub accuracy: f64,
     pub macro_f1: f64,
@@ -77,7 +79,7 @@ pub struct ModelDescription {
     /// Number of trainable parameters.
     pub parameters: i64,
     pub training: TrainingRecord,
-    /// Measurements by `moodscope eval`, without and with mirror averaging.
+    /// Measurements by `moodscope eval`, one per split and test-time augmentation.
     #[serde(default)]
     pub evaluations: Vec<EvaluationRecord>,
 }

@@ -15,7 +15,7 @@ use super::{Control, FrameReport, PipelineConfig, PipelineEvent, PipelineOutcome
 use crate::annotate::save_annotated;
 use crate::capture::{open_source, Frame, SourceSpec};
 use crate::detect::{crop_face, FaceBox, FaceDetector};
-use crate::model::Classifier;
+use crate::model::{Classifier, Tta};
 use crate::record::summary::SourceSummary;
 use crate::record::Recorder;
 use crate::track::{FaceTemplate, Tracker};
@@ -411,7 +411,7 @@ impl ClassifyStage {
                 .iter()
                 .map(|spec| SourceSummary::new(&source_label(spec)))
                 .collect(),
-            mirror: config.mirror,
+            tta: config.tta,
             frames_seen: 0,
             dropped_frames: 0,
             failure: None,
@@ -523,8 +523,8 @@ impl ClassifyStage {
 struct ClassifyState {
     tracker: Tracker,
     summaries: Vec<SourceSummary>,
-    /// Whether each face's probabilities are averaged with those of its mirror image.
-    mirror: bool,
+    /// Views of each face whose probabilities are averaged.
+    tta: Tta,
     frames_seen: u64,
     dropped_frames: u64,
     failure: Option<String>,
@@ -545,12 +545,9 @@ impl ClassifyState {
             mut timings,
         } = detected;
         let started = Instant::now();
-        let scores = if self.mirror {
-            classifier.classify_with_mirror(&crops)
-        } else {
-            classifier.classify(&crops)
-        };
-        let scores = scores.map_err(|error| error.to_string())?;
+        let scores = classifier
+            .classify_with(&crops, self.tta)
+            .map_err(|error| error.to_string())?;
         timings.classify = started.elapsed();
         // Still images are unrelated to each other: their faces start new tracks.
         if frame.path.is_some() {

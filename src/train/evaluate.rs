@@ -16,10 +16,10 @@ use super::metrics::ConfusionMatrix;
 use crate::cli::usage;
 use crate::model::{
     predict_probabilities, resolve_device, resolve_precision, Classifier, DeviceRequest,
-    EvaluationRecord, ModelDescription, ModelError, Network, Normalisation, Precision,
+    EvaluationRecord, ModelDescription, ModelError, Network, Normalisation, Precision, Tta,
 };
 
-/// Faces per forward pass during evaluation.
+/// Face views per forward pass during evaluation.
 const EVAL_BATCH: i64 = 512;
 
 /// Result of running a network over a data set.
@@ -42,16 +42,10 @@ pub fn evaluate_network(
     normalisation: Normalisation,
     device: Device,
     dataset: &Dataset,
-    mirror: bool,
+    tta: Tta,
 ) -> Result<Evaluation, ModelError> {
-    evaluate_with(dataset, |pixels| {
-        predict_probabilities(
-            network,
-            normalisation,
-            (device, Kind::Float),
-            pixels,
-            mirror,
-        )
+    evaluate_with(dataset, tta, |pixels| {
+        predict_probabilities(network, normalisation, (device, Kind::Float), pixels, tta)
     })
 }
 
@@ -63,20 +57,22 @@ pub fn evaluate_network(
 pub fn evaluate_classifier(
     classifier: &Classifier,
     dataset: &Dataset,
-    mirror: bool,
+    tta: Tta,
 ) -> Result<Evaluation, ModelError> {
-    evaluate_with(dataset, |pixels| classifier.probabilities(pixels, mirror))
+    evaluate_with(dataset, tta, |pixels| classifier.probabilities(pixels, tta))
 }
 
 fn evaluate_with(
     dataset: &Dataset,
+    tta: Tta,
     probabilities_of: impl Fn(&Tensor) -> Result<Tensor, ModelError>,
 ) -> Result<Evaluation, ModelError> {
     let mut matrix = ConfusionMatrix::new(&dataset.classes);
     let mut loss_sum = 0.0;
     let count = dataset.len() as i64;
-    for start in (0..count).step_by(EVAL_BATCH as usize) {
-        let length = EVAL_BATCH.min(count - start);
+    let batch = (EVAL_BATCH / tta.view_count() as i64).max(1);
+    for start in (0..count).step_by(batch as usize) {
+        let length = batch.min(count - start);
         let probabilities = probabilities_of(&dataset.images.narrow(0, start, length))?;
         let labels = &dataset.labels[start as usize..(start + length) as usize];
         loss_sum += count_predictions(&probabilities, labels, &mut matrix)?;
@@ -113,7 +109,7 @@ pub struct EvalReport {
     pub model: PathBuf,
     pub data: PathBuf,
     pub split: String,
-    pub tta: bool,
+    pub tta: Tta,
     pub images: u64,
     pub accuracy: f64,
     pub macro_f1: f64,
@@ -159,10 +155,9 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         args.model.display(),
         args.data.display(),
         args.split,
-        if args.tta {
-            " with mirror averaging"
-        } else {
-            ""
+        match args.tta {
+            Tta::Off => String::new(),
+            tta => format!(" averaged over {} views ({tta})", tta.view_count()),
         }
     );
     println!("{matrix}");
@@ -197,7 +192,10 @@ fn write_outputs(args: &EvalArgs, report: &EvalReport) -> anyhow::Result<()> {
             "{} on {}{}: accuracy {:.1}%, macro-F1 {:.3}",
             args.model.file_stem().unwrap_or_default().to_string_lossy(),
             args.split,
-            if args.tta { " (mirror TTA)" } else { "" },
+            match args.tta {
+                Tta::Off => String::new(),
+                tta => format!(" ({tta} TTA)"),
+            },
             report.accuracy * 100.0,
             report.macro_f1
         );
@@ -221,7 +219,11 @@ fn record_in_description(args: &EvalArgs, report: &EvalReport) -> anyhow::Result
         args.model.display(),
         args.data.display(),
         args.split,
-        if args.tta { " --tta" } else { "" }
+        match args.tta {
+            Tta::Off => "",
+            Tta::Mirror => " --tta",
+            Tta::Crops => " --tta=crops",
+        }
     );
     description
         .evaluations

@@ -27,7 +27,7 @@ use super::run_state::*;
 use super::schedule::{Plateau, ScheduleKind, StepSchedule};
 use crate::model::{
     self, init_he_normal, parameter_counts, resolve_device, Architecture, DeviceRequest,
-    ModelDescription, Network, TrainingRecord, DESCRIPTION_FORMAT, INPUT_SIZE,
+    ModelDescription, Network, TrainingRecord, Tta, DESCRIPTION_FORMAT, INPUT_SIZE,
 };
 
 /// Smallest validation-accuracy gain that resets the early-stop counter.
@@ -237,7 +237,7 @@ impl Session {
                 self.config.normalisation,
                 self.device,
                 &self.val,
-                false,
+                Tta::Off,
             )?;
             let seconds = started.elapsed().as_secs_f64();
             let record = EpochRecord {
