@@ -17,7 +17,7 @@ use crate::cli::{usage, DetectionArgs, InferenceArgs};
 use crate::dashboard::{render, App, DashboardConfig};
 use crate::detect::{crop_face, default_detector_model, DetectorSettings, FaceBox, FaceDetector};
 use crate::emotion::EmotionScores;
-use crate::model::{resolve_precision, Classifier, Precision, INPUT_SIZE};
+use crate::model::{resolve_precision, Classifier, Precision, Tta, INPUT_SIZE};
 use crate::monitor::{drain_headless, RunStatus};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling, CROP_MARGIN};
 use crate::track::{FaceTemplate, Tracker, TrackerSettings};
@@ -146,7 +146,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<RunStatus> {
         &classifier,
         baseline.as_ref(),
         &crops,
-        args.repeats,
+        (args.repeats, args.inference.tta),
         &mut report,
     )?;
     measure_smoothing(&faces, &mut report);
@@ -293,14 +293,14 @@ fn measure_crops(
     crops
 }
 
-/// Times the classifier at batch 1, 8 and 32, per face.
-/// Times the classifier at batch 1, 8 and 32. When it computes in another format than f32,
-/// `baseline` is the same model in f32, timed in alternation with it.
+/// Times the classifier at batch 1, 8 and 32, per face, and at batch 1 with `tta` unless
+/// that is off. When it computes in another format than f32, `baseline` is the same model in
+/// f32, timed in alternation with it.
 fn measure_classifier(
     classifier: &Classifier,
     baseline: Option<&Classifier>,
     crops: &[GrayImage],
-    repeats: usize,
+    (repeats, tta): (usize, Tta),
     report: &mut BenchReport,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!crops.is_empty(), "no face found in the measured frames");
@@ -330,6 +330,22 @@ fn measure_classifier(
         );
         let baseline = baseline.map(|_| Latency::from_samples(&baseline_times));
         push(report, &name, Latency::from_samples(&times), baseline);
+    }
+    if tta != Tta::Off {
+        let face = &crops[..1];
+        classifier.classify_with(face, tta)?;
+        let mut times = Vec::with_capacity(repeats);
+        for _ in 0..repeats.max(1) {
+            let started = Instant::now();
+            classifier.classify_with(face, tta)?;
+            times.push(started.elapsed());
+        }
+        let name = format!(
+            "classify {}, batch 1, {tta} TTA ({} views)",
+            classifier.precision(),
+            tta.view_count()
+        );
+        push(report, &name, Latency::from_samples(&times), None);
     }
     Ok(())
 }
