@@ -10,9 +10,10 @@
 //! - `moodnet` (the default): four stages of two 3x3 conv-BN-ReLU layers with widths
 //!   w, 2w, 4w, 8w and a 2x2 max-pool between stages. Global average pooling, dropout 0.3 and
 //!   one linear layer follow. It uses torch's default initialisation and batch-norm settings.
-//!   `moodnet` is w = 16, about 30 million multiply-adds per face. The shipped seven-class
-//!   model (epoch 58) measured 66.7% accuracy on FER-2013 PublicTest with `moodscope eval`;
-//!   `models/README.md` keeps the current numbers. `moodnet-wN` selects another base width N.
+//!   `moodnet` is w = 16, about 30 million multiply-adds per face. `moodnet-wN` selects
+//!   another base width N. The shipped seven-class model is `moodnet-w24` (about 67 million
+//!   multiply-adds), which measured 68.7% accuracy on FER-2013 PublicTest with `moodscope
+//!   eval`; `models/README.md` keeps the current numbers.
 
 use std::fmt;
 use std::str::FromStr;

@@ -184,7 +184,7 @@ pub fn deserialize_tta<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Tta
             "mirror" => Ok(Tta::Mirror),
             "crops" => Ok(Tta::Crops),
             _ => Err(serde::de::Error::custom(format!(
-                "unknown test-time augmentation {name:?} (expected off, mirror or crops)"
+                "invalid test-time augmentation {name:?}: expected off, mirror or crops"
             ))),
         },
     }
@@ -199,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn views_stack_view_by_view_with_the_faces_first() {
+    fn expand_stacks_views_faces_first() {
         let inputs = faces();
         for (tta, views) in [(Tta::Off, 1), (Tta::Mirror, 2), (Tta::Crops, 14)] {
             let expanded = tta.expand(&inputs).unwrap();
@@ -210,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn mirrored_crop_views_are_mirror_images_of_the_plain_ones() {
+    fn crops_mirrored_views_match_plain() {
         let inputs = faces();
         let expanded = Tta::Crops.expand(&inputs).unwrap();
         for view in 0..7 {
@@ -222,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shifted_view_moves_the_pixels() {
+    fn expand_shift_moves_pixels() {
         let inputs = faces();
         let expanded = Tta::Crops.expand(&inputs).unwrap();
         // View 1 samples 2 pixels to the right: its column x is the input's column x + 2.
@@ -233,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn averaging_gives_one_distribution_per_face() {
+    fn average_sums_to_one_per_face() {
         let probabilities =
             Tensor::rand([14 * 3, 7], (Kind::Float, tch::Device::Cpu)).softmax(-1, Kind::Float);
         let averaged = Tta::Crops.average(probabilities.shallow_clone()).unwrap();
@@ -251,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn recorded_modes_read_from_names_and_old_flags() {
+    fn deserialize_reads_names_and_flags() {
         let read = |json: &str| deserialize_tta(&mut serde_json::Deserializer::from_str(json));
         assert_eq!(read("true").unwrap(), Tta::Mirror);
         assert_eq!(read("false").unwrap(), Tta::Off);
