@@ -146,7 +146,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<RunStatus> {
         &classifier,
         baseline.as_ref(),
         &crops,
-        (args.repeats, args.inference.tta),
+        (args.repeats, args.inference.averaging.tta),
         &mut report,
     )?;
     measure_smoothing(&faces, &mut report);
@@ -420,7 +420,7 @@ fn pipeline_config(
         classifier_model: args.inference.model_path(),
         device,
         precision: resolve_precision(args.inference.precision, device),
-        tta: args.inference.tta,
+        tta: args.inference.averaging.tta,
         tracker: args.inference.tracker_settings(),
         detect_every: args
             .detection

@@ -90,7 +90,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
         classifier_model: args.inference.model_path(),
         device,
         precision,
-        tta: args.inference.tta,
+        tta: args.inference.averaging.tta,
         tracker: args.inference.tracker_settings(),
         detect_every: args.detection.detect_every_or(LIVE_DETECT_EVERY),
         sampling: Sampling::EveryFrame,

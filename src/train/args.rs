@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::ScheduleKind;
-use crate::model::{Architecture, Normalisation, PrecisionRequest, Tta};
+use crate::cli::TtaOption;
+use crate::model::{Architecture, Normalisation, PrecisionRequest};
 
 /// Options of `moodscope train`.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -144,17 +145,8 @@ pub struct EvalArgs {
     #[arg(long, default_value = "PublicTest")]
     pub split: String,
 
-    /// Average each face's probabilities over several views of it: `--tta` (or `--tta=mirror`)
-    /// the face and its mirror image, `--tta=crops` 14 views (mirrored, shifted and zoomed)
-    #[arg(
-        long,
-        value_enum,
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "mirror",
-        default_value = "off"
-    )]
-    pub tta: Tta,
+    #[command(flatten)]
+    pub averaging: TtaOption,
 
     /// Write accuracy, macro-F1, per-class metrics and the confusion matrix as JSON
     #[arg(long, value_name = "PATH.json")]
