@@ -126,9 +126,10 @@ pub struct InferenceArgs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Args)]
 pub struct TtaOption {
     /// Average each face's probabilities over several views of it. `--tta` (or
-    /// `--tta=mirror`): the face and its mirror image, for twice the classifier's work;
-    /// `--tta=crops`: 14 mirrored, shifted and zoomed views, for 14 times the work. The shipped
-    /// seven-class model scores 68.7% on FER-2013 PublicTest alone, 70.0% and 70.8% with them.
+    /// `--tta=mirror`) adds the mirror image, for twice the classifier's work. `--tta=crops`
+    /// uses 14 mirrored, shifted and zoomed views, for 14 times the work. On FER-2013
+    /// PublicTest the shipped seven-class model scores 68.7% alone, 70.0% with mirror and
+    /// 70.8% with crops.
     #[arg(
         long,
         value_enum,
