@@ -560,9 +560,18 @@ pub fn render_table(report: &BenchReport) -> String {
         "machine: {}\ndevice: {}\ninput: {}",
         report.machine, report.device, report.input
     );
+    // The stage column is as wide as the longest name, so that long names keep the numbers
+    // aligned.
+    let width = report
+        .stages
+        .iter()
+        .map(|stage| stage.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(42);
     let _ = writeln!(
         text,
-        "{:<42} {:>10} {:>10} {:>14} {:>8}",
+        "{:<width$} {:>10} {:>10} {:>14} {:>8}",
         "stage", "median ms", "p95 ms", "baseline ms", "ratio"
     );
     for stage in &report.stages {
@@ -575,7 +584,7 @@ pub fn render_table(report: &BenchReport) -> String {
         };
         let _ = writeln!(
             text,
-            "{:<42} {:>10.3} {:>10.3} {:>14} {:>8}",
+            "{:<width$} {:>10.3} {:>10.3} {:>14} {:>8}",
             stage.name, stage.value.median_ms, stage.value.p95_ms, baseline, ratio
         );
     }
