@@ -1,7 +1,7 @@
 //! Test-time augmentation: a face's probabilities averaged over several views of it.
 //!
 //! The views are the kinds of change the network saw in training (mirroring, small shifts
-//! and zooms), so each is a plausible face on its own; their errors partly cancel out.
+//! and zooms), so each is a plausible face on its own. Their errors partly cancel out.
 
 use std::fmt;
 
@@ -10,7 +10,7 @@ use tch::{Kind, Tensor};
 
 use super::ModelError;
 
-/// Which views of each face are classified and averaged.
+/// The set of views of each face that are classified and averaged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Tta {
@@ -83,7 +83,7 @@ impl Tta {
     }
 
     /// Returns the views of a `[N, 1, H, W]` float batch stacked view by view into one `[V * N,
-    /// 1, H, W]` batch; the first N are the faces unchanged.
+    /// 1, H, W]` batch. The first N are the faces unchanged.
     ///
     /// # Errors
     ///
