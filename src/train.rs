@@ -2,6 +2,7 @@
 
 mod args;
 pub mod augment;
+mod average;
 pub mod dataset;
 pub mod evaluate;
 mod fit;

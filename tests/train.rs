@@ -342,6 +342,139 @@ fn resume_continues_epochs_and_rate() {
 }
 
 #[test]
+fn weight_averaging_saves_and_resumes_the_average() {
+    let _guard = lock_torch_random();
+    let options = [
+        "--average-from",
+        "2",
+        "--schedule",
+        "constant",
+        "--lr",
+        "2e-3",
+        "--no-augment",
+    ];
+    let whole = tempfile::tempdir().unwrap();
+    train(&quick_run(
+        whole.path(),
+        &[&options[..], &["--epochs", "3"]].concat(),
+    ));
+    let split = tempfile::tempdir().unwrap();
+    train(&quick_run(
+        split.path(),
+        &[&options[..], &["--epochs", "2"]].concat(),
+    ));
+    let resume = split.path().to_str().unwrap();
+    train(&train_args(&[
+        "--resume",
+        resume,
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+    ]));
+
+    let expected = RunState::read(whole.path()).unwrap();
+    let resumed = RunState::read(split.path()).unwrap();
+    assert_eq!(expected.averaged_epochs, 2);
+    assert_eq!(resumed.averaged_epochs, 2);
+    let averaged: Vec<bool> = expected
+        .history
+        .iter()
+        .map(|record| record.last_val_accuracy.is_some())
+        .collect();
+    assert_eq!(averaged, [false, true, true]);
+    // One face of the 105 is 0.0095: the resumed average may differ by rounding only.
+    let (got, want) = (
+        resumed.history[2].val_accuracy,
+        expected.history[2].val_accuracy,
+    );
+    assert!(
+        (got - want).abs() < 0.015,
+        "averaged accuracy after resuming {got}, uninterrupted {want}"
+    );
+
+    // The best model holds the averaged weights with their own batch-norm statistics: loaded
+    // and evaluated again, it scores what the run recorded for its best epoch.
+    let classifier = Classifier::load(&whole.path().join("best.json"), Device::Cpu).unwrap();
+    let splits = dataset::read_csv(&data_path("fer2013-sample.csv")).unwrap();
+    let evaluation = evaluate_classifier(&classifier, &splits["PublicTest"], Tta::Off).unwrap();
+    let recorded = expected.best_accuracy;
+    let measured = evaluation.matrix.accuracy();
+    assert!(
+        (measured - recorded).abs() < 0.015,
+        "best model scores {measured}, the run recorded {recorded}"
+    );
+    let log = std::fs::read_to_string(whole.path().join("epochs.csv")).unwrap();
+    assert!(
+        log.lines().next().unwrap().ends_with(",last_val_acc"),
+        "{log}"
+    );
+}
+
+#[test]
+fn init_starts_from_the_saved_weights() {
+    let _guard = lock_torch_random();
+    let source = tempfile::tempdir().unwrap();
+    train(&quick_run(
+        source.path(),
+        &["--epochs", "2", "--no-augment", "--lr", "3e-3"],
+    ));
+    let saved = source.path().join("best.json");
+
+    // With a rate of 1e-12 one epoch leaves the trained weights as they were loaded.
+    let tuned = tempfile::tempdir().unwrap();
+    let init = ["--init", saved.to_str().unwrap()];
+    train(&quick_run(
+        tuned.path(),
+        &[
+            &init[..],
+            &["--epochs", "1", "--no-augment", "--lr", "1e-12"],
+        ]
+        .concat(),
+    ));
+    let read = |folder: &Path| -> std::collections::HashMap<String, tch::Tensor> {
+        tch::Tensor::read_safetensors(folder.join("best.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect()
+    };
+    let (before, after) = (read(source.path()), read(tuned.path()));
+    let name = "stage2.conv1.weight";
+    let change = (&before[name] - &after[name]).abs().max().double_value(&[]);
+    assert!(change < 1e-6, "{name} moved by {change}");
+    let description = ModelDescription::read(&tuned.path().join("best.json")).unwrap();
+    assert!(
+        description
+            .training
+            .recipe
+            .contains("starting from the weights of"),
+        "{}",
+        description.training.recipe
+    );
+
+    // A model of another architecture or other classes is refused with its path named.
+    let folder = tempfile::tempdir().unwrap();
+    let wide = write_model(folder.path(), "wide", "moodnet-w12", &Emotion::ALL);
+    let three = write_model(
+        folder.path(),
+        "three",
+        "moodnet-w8",
+        &[Emotion::Happy, Emotion::Sad, Emotion::Neutral],
+    );
+    for (model, expected) in [(&wide, "--arch moodnet-w12"), (&three, "has the classes")] {
+        let out = tempfile::tempdir().unwrap();
+        let error = run_train(&quick_run(
+            out.path(),
+            &["--init", model.to_str().unwrap(), "--epochs", "1"],
+        ))
+        .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains(model.to_str().unwrap()), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+}
+
+#[test]
 fn checkpoint_round_trip_gives_identical_outputs() {
     let _guard = lock_torch_random();
     let folder = tempfile::tempdir().unwrap();

@@ -28,6 +28,11 @@ pub struct TrainArgs {
     #[serde(skip)]
     pub resume: Option<PathBuf>,
 
+    /// Start from the weights of this saved model (.json) instead of random ones, to fine-tune
+    /// it; its architecture must match --arch and its classes the training classes
+    #[arg(long, value_name = "MODEL")]
+    pub init: Option<PathBuf>,
+
     /// Network: "moodnet" (default), "moodnet-wN" (base width N) or "vggface" (reference)
     #[arg(long, default_value = "moodnet")]
     pub arch: String,
@@ -107,6 +112,11 @@ pub struct TrainArgs {
     /// Epochs without gain before the plateau schedule halves the learning rate [default: 7]
     #[arg(long, value_name = "N")]
     pub plateau_patience: Option<usize>,
+
+    /// Average the weights of every epoch from epoch N on (stochastic weight averaging); from
+    /// then on the averaged weights are validated, selected and saved as the best model
+    #[arg(long, value_name = "N")]
+    pub average_from: Option<usize>,
 
     /// Seed of weight initialisation, shuffling, augmentation and dropout
     #[arg(long, default_value_t = 42)]
@@ -213,6 +223,9 @@ pub struct TrainConfig {
     pub class_weights: bool,
     pub early_stop: usize,
     pub normalisation: Normalisation,
+    /// First epoch folded into the weight average, if averaging.
+    #[serde(default)]
+    pub average_from: Option<usize>,
 }
 
 impl TrainConfig {
@@ -278,6 +291,7 @@ impl TrainConfig {
                     std: 0.25,
                 }
             },
+            average_from: args.average_from,
         };
         config.check(args)?;
         Ok(config)
@@ -327,6 +341,14 @@ impl TrainConfig {
                 ),
             ),
             (
+                self.average_from
+                    .is_none_or(|first| (1..=self.epochs).contains(&first)),
+                format!(
+                    "--average-from \"{:?}\" must be an epoch from 1 to --epochs ({})",
+                    self.average_from, self.epochs
+                ),
+            ),
+            (
                 args.threads.is_none_or(|n| n >= 1),
                 "--threads must be at least 1".to_owned(),
             ),
@@ -367,6 +389,9 @@ impl TrainConfig {
         ];
         if self.class_weights {
             parts.push("class weights".to_owned());
+        }
+        if let Some(first) = self.average_from {
+            parts.push(format!("weights averaged from epoch {first}"));
         }
         if self.early_stop > 0 {
             parts.push(format!("early stop after {} epochs", self.early_stop));

@@ -19,6 +19,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use super::args::{OptimizerKind, TrainArgs, TrainConfig};
 use super::augment::Augmentation;
+use super::average::WeightAverage;
 use super::dataset::{self, Dataset};
 use super::evaluate::{evaluate_network, Evaluation};
 use super::optimizer::{Adam, AdamConfig};
@@ -147,6 +148,8 @@ struct Session {
     adam: Adam,
     parameters: i64,
     class_weights: Option<Tensor>,
+    /// The running mean of the weights, from `--average-from` on.
+    average: Option<WeightAverage>,
     state: RunState,
 }
 
@@ -164,11 +167,19 @@ impl Session {
             .with_context(|| format!("cannot create run folder {}", out.display()))?;
 
         tch::manual_seed(args.seed as i64);
-        let vs = VarStore::new(device);
-        let network = Network::new(&vs.root(), architecture, train.classes.len() as i64);
+        let mut vs = VarStore::new(device);
+        let classes = train.classes.len() as i64;
+        let network = Network::new(&vs.root(), architecture, classes);
         if architecture == Architecture::VggFace {
             init_he_normal(&vs);
         }
+        if let Some(init) = &args.init {
+            load_initial_weights(&mut vs, init, architecture, &train)?;
+            println!("starting from the weights of {}", init.display());
+        }
+        let average = config
+            .average_from
+            .map(|_| WeightAverage::new(architecture, classes, device));
         let (parameters, total) = parameter_counts(&vs);
         println!(
             "{architecture}: {parameters} trainable parameters, {total} with batch-norm statistics"
@@ -192,6 +203,7 @@ impl Session {
             adam,
             parameters,
             class_weights,
+            average,
             state,
         })
     }
@@ -219,6 +231,13 @@ impl Session {
         self.adam
             .load_state(&tensors, state.step)
             .map_err(anyhow::Error::msg)?;
+        if let Some(average) = &mut self.average {
+            if state.averaged_epochs > 0 {
+                average
+                    .restore(&tensors, state.averaged_epochs)
+                    .with_context(|| format!("checkpoint {}", path.display()))?;
+            }
+        }
         self.state = RunState {
             config: self.config.clone(),
             ..state
@@ -232,13 +251,17 @@ impl Session {
             let epoch = self.state.epoch + 1;
             let started = Instant::now();
             let (train_loss, train_accuracy) = self.train_epoch(epoch, &schedule)?;
-            let evaluation = evaluate_network(
+            let last = evaluate_network(
                 &self.network,
                 self.config.normalisation,
                 self.device,
                 &self.val,
                 Tta::Off,
             )?;
+            let (evaluation, last_val_accuracy) = match self.averaged_evaluation(epoch)? {
+                Some(averaged) => (averaged, Some(last.matrix.accuracy())),
+                None => (last, None),
+            };
             let seconds = started.elapsed().as_secs_f64();
             let record = EpochRecord {
                 epoch,
@@ -249,10 +272,41 @@ impl Session {
                 val_accuracy: evaluation.matrix.accuracy(),
                 val_macro_f1: evaluation.matrix.macro_f1(),
                 seconds,
+                last_val_accuracy,
             };
             self.finish_epoch(record, &evaluation)?;
         }
         self.report_end()
+    }
+
+    /// Folds this epoch's weights into the average once averaging has begun, and validates
+    /// the averaged weights; returns `None` before.
+    fn averaged_evaluation(&mut self, epoch: usize) -> anyhow::Result<Option<Evaluation>> {
+        let (Some(average), Some(first)) = (&mut self.average, self.config.average_from) else {
+            return Ok(None);
+        };
+        if epoch < first {
+            return Ok(None);
+        }
+        average.add(&self.vs)?;
+        average.refresh_batch_norm(&self.train, self.config.normalisation, self.device)?;
+        let evaluation = evaluate_network(
+            &average.network,
+            self.config.normalisation,
+            self.device,
+            &self.val,
+            Tta::Off,
+        )?;
+        Ok(Some(evaluation))
+    }
+
+    /// The weights the epoch's validation scores describe: the average once averaging has
+    /// begun, the trained weights before.
+    fn selected_weights(&self) -> &VarStore {
+        match &self.average {
+            Some(average) if average.count > 0 => &average.vs,
+            _ => &self.vs,
+        }
     }
 
     fn step_schedule(&self) -> StepSchedule {
@@ -408,7 +462,7 @@ impl Session {
     }
 
     fn save_best(&self, evaluation: &Evaluation) -> anyhow::Result<()> {
-        model::save_weights(&self.vs, &self.out.join(BEST_WEIGHTS_FILE))?;
+        model::save_weights(self.selected_weights(), &self.out.join(BEST_WEIGHTS_FILE))?;
         let description = ModelDescription {
             format: DESCRIPTION_FORMAT,
             architecture: self.architecture.to_string(),
@@ -442,7 +496,14 @@ impl Session {
             data: format!("FER-2013 from {data}, {} training faces", self.train.len()),
             train_split: self.args.train_split.clone(),
             selection_split,
-            recipe: self.config.summary(),
+            recipe: match &self.args.init {
+                Some(init) => format!(
+                    "{}, starting from the weights of {}",
+                    self.config.summary(),
+                    init.display()
+                ),
+                None => self.config.summary(),
+            },
             epochs: self.state.epoch,
             best_epoch: self.state.epoch,
             selection_accuracy: evaluation.matrix.accuracy(),
@@ -451,10 +512,14 @@ impl Session {
         }
     }
 
-    fn save_checkpoint(&self) -> anyhow::Result<()> {
+    fn save_checkpoint(&mut self) -> anyhow::Result<()> {
         let path = self.out.join(CHECKPOINT_FILE);
         let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         named.extend(self.adam.state_tensors());
+        if let Some(average) = &self.average {
+            named.extend(average.checkpoint_tensors());
+            self.state.averaged_epochs = average.count;
+        }
         named.push((
             CHECKPOINT_EPOCH_TENSOR.to_owned(),
             Tensor::from_slice(&[self.state.epoch as i64]),
@@ -516,6 +581,7 @@ fn fresh_state(args: &TrainArgs, config: &TrainConfig) -> RunState {
         seed: args.seed,
         seconds: 0.0,
         stopped_early: false,
+        averaged_epochs: 0,
         args: args.clone(),
         config: config.clone(),
         history: Vec::new(),
@@ -538,6 +604,47 @@ fn balanced_weights(train: &Dataset) -> Tensor {
         / train.len() as f64;
     let weights: Vec<f32> = raw.iter().map(|w| (w / mean) as f32).collect();
     Tensor::from_slice(&weights)
+}
+
+/// Loads the weights of the model described at `path` into `vs`, after checking that its
+/// architecture and classes are those of the run.
+fn load_initial_weights(
+    vs: &mut VarStore,
+    path: &Path,
+    architecture: Architecture,
+    train: &Dataset,
+) -> anyhow::Result<()> {
+    let description = ModelDescription::read(path)?;
+    let saved = description.architecture(path)?;
+    if saved != architecture {
+        bail!(
+            "--init model {} is a {saved} network but --arch is {architecture}: pass --arch {saved}",
+            path.display()
+        );
+    }
+    if description.classes != train.classes {
+        let names = |classes: &[crate::emotion::Emotion]| {
+            classes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        bail!(
+            "--init model {} has the classes {} but the run trains on {}: pass --classes {}",
+            path.display(),
+            names(&description.classes),
+            names(&train.classes),
+            names(&description.classes)
+        );
+    }
+    model::load_weights(
+        vs,
+        &description.weights_path(path),
+        architecture,
+        train.classes.len(),
+    )?;
+    Ok(())
 }
 
 /// Copies checkpoint tensors into the var store's variables of the same name and shape.

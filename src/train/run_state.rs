@@ -31,6 +31,10 @@ pub struct EpochRecord {
     pub val_accuracy: f64,
     pub val_macro_f1: f64,
     pub seconds: f64,
+    /// Validation accuracy of the last weights when the val_ fields describe the averaged
+    /// weights (see `--average-from`).
+    #[serde(default)]
+    pub last_val_accuracy: Option<f64>,
 }
 
 /// Everything needed to continue a run exactly where it stopped.
@@ -53,6 +57,9 @@ pub struct RunState {
     /// Training seconds, summed over all sessions of the run.
     pub seconds: f64,
     pub stopped_early: bool,
+    /// Epochs folded into the weight average kept in the checkpoint.
+    #[serde(default)]
+    pub averaged_epochs: usize,
     pub args: TrainArgs,
     pub config: TrainConfig,
     pub history: Vec<EpochRecord>,
@@ -94,11 +101,12 @@ impl RunState {
     /// When the file cannot be written.
     pub fn write_epoch_log(&self, folder: &Path) -> anyhow::Result<PathBuf> {
         let path = folder.join(EPOCH_LOG_FILE);
-        let mut text =
-            String::from("epoch,lr,train_loss,train_acc,val_loss,val_acc,val_macro_f1,seconds\n");
+        let mut text = String::from(
+            "epoch,lr,train_loss,train_acc,val_loss,val_acc,val_macro_f1,seconds,last_val_acc\n",
+        );
         for record in &self.history {
             text.push_str(&format!(
-                "{},{:.3e},{:.4},{:.4},{:.4},{:.4},{:.4},{:.1}\n",
+                "{},{:.3e},{:.4},{:.4},{:.4},{:.4},{:.4},{:.1},{}\n",
                 record.epoch,
                 record.lr,
                 record.train_loss,
@@ -106,7 +114,11 @@ impl RunState {
                 record.val_loss,
                 record.val_accuracy,
                 record.val_macro_f1,
-                record.seconds
+                record.seconds,
+                record
+                    .last_val_accuracy
+                    .map(|accuracy| format!("{accuracy:.4}"))
+                    .unwrap_or_default()
             ));
         }
         crate::model::write_atomically(&path, text.as_bytes())?;

@@ -16,6 +16,8 @@ pub enum ScheduleKind {
     /// One cycle: rise from peak/25 to the peak over the first 30% of steps, then cosine decay
     /// to peak/10000.
     Onecycle,
+    /// Linear warm-up, then constant (for fine-tuning with weight averaging).
+    Constant,
     /// Constant, halved after `patience` epochs without validation-accuracy gain.
     Plateau,
 }
@@ -26,6 +28,7 @@ impl fmt::Display for ScheduleKind {
             ScheduleKind::Cosine => "cosine",
             ScheduleKind::Onecycle => "onecycle",
             ScheduleKind::Plateau => "plateau",
+            ScheduleKind::Constant => "constant",
         };
         f.write_str(name)
     }
@@ -36,7 +39,7 @@ impl FromStr for ScheduleKind {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         <ScheduleKind as clap::ValueEnum>::from_str(text, true).map_err(|_| {
-            format!("unknown schedule \"{text}\": expected cosine, onecycle or plateau")
+            format!("unknown schedule \"{text}\": expected cosine, onecycle, plateau or constant")
         })
     }
 }
@@ -57,10 +60,11 @@ impl StepSchedule {
         let step = step as f64;
         match self.kind {
             ScheduleKind::Plateau => self.peak,
+            ScheduleKind::Constant => self.peak * self.warmup_fraction(step),
             ScheduleKind::Cosine => {
                 let warmup = self.warmup_steps as f64;
                 if step < warmup {
-                    return self.peak * (step + 1.0) / warmup;
+                    return self.peak * self.warmup_fraction(step);
                 }
                 let progress = ((step - warmup) / (total - warmup).max(1.0)).min(1.0);
                 cosine_between(self.peak, self.peak * 1e-3, progress)
@@ -74,6 +78,18 @@ impl StepSchedule {
                     cosine_between(self.peak, self.peak / 1e4, progress)
                 }
             }
+        }
+    }
+}
+
+impl StepSchedule {
+    /// Returns the share of the peak rate reached by the linear warm-up at `step`: 1 after it.
+    fn warmup_fraction(&self, step: f64) -> f64 {
+        let warmup = self.warmup_steps as f64;
+        if step < warmup {
+            (step + 1.0) / warmup
+        } else {
+            1.0
         }
     }
 }
@@ -126,6 +142,20 @@ mod tests {
         assert!(schedule.rate(0) < 2e-5);
         assert!((schedule.rate(550) - 0.5005e-3).abs() < 1e-6);
         assert!((schedule.rate(999) - 1e-6).abs() < 1e-7);
+    }
+
+    #[test]
+    fn constant_warms_up_then_holds() {
+        let schedule = StepSchedule {
+            kind: ScheduleKind::Constant,
+            peak: 1e-4,
+            total_steps: 1000,
+            warmup_steps: 10,
+        };
+        assert!((schedule.rate(0) - 1e-5).abs() < 1e-12);
+        assert!((schedule.rate(9) - 1e-4).abs() < 1e-12);
+        assert_eq!(schedule.rate(500), 1e-4);
+        assert_eq!(schedule.rate(5000), 1e-4);
     }
 
     #[test]
