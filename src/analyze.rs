@@ -17,6 +17,7 @@ use crate::capture::{
 };
 use crate::cli::{usage, AnalyzeArgs};
 use crate::detect::default_detector_model;
+use crate::model::Classifier;
 use crate::monitor::{install_interrupt_handler, is_interrupted, RunStatus};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling};
 use crate::record::summary::{render_text, write_summary_csv, SourceSummary};
@@ -34,6 +35,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
     let sampling = sampling(args)?;
     let (device, precision) = args.inference.resolve()?;
     crate::pipeline::set_torch_threads(args.inference.threads);
+    // A model that cannot be loaded stops the run before the output file or the CSV header
+    // is written. Loading on the CPU reads the same files the pipeline reads.
+    Classifier::load(&args.inference.model_path(), tch::Device::Cpu)?;
     let mut recorder = open_output(args)?;
 
     // Inputs that do not exist get their error row now; the rest go through the pipeline.

@@ -344,3 +344,33 @@ fn tta_changes_probabilities_not_boxes() {
     // A face and its mirror image differ, so the averaged probabilities do too.
     assert_eq!(changed, plain.len());
 }
+
+#[test]
+fn broken_model_writes_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.json");
+    fs::write(&model, b"{ not json").unwrap();
+    let out = dir.path().join("rows.csv");
+    let mut command = moodscope();
+    command
+        .args(["analyze", "--model"])
+        .arg(&model)
+        .arg("--output")
+        .arg(&out)
+        .arg(media("multi_face.jpg"));
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!out.exists(), "{} was created", out.display());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("model.json"), "{stderr}");
+
+    // Without --output the rows go to standard output, which stays empty.
+    let mut command = moodscope();
+    command
+        .args(["analyze", "--model"])
+        .arg(&model)
+        .arg(media("multi_face.jpg"));
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
+}

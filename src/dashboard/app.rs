@@ -61,6 +61,10 @@ pub struct App {
     history: History,
     /// Arrival time and stage timings of each frame received in the last [`RATE_WINDOW`].
     arrivals: VecDeque<(Instant, StageTimings)>,
+    /// Frames received in the whole run, and the times of the first and the last.
+    frames_received: u64,
+    first_arrival: Option<Instant>,
+    last_arrival: Option<Instant>,
     draw_time: Option<Duration>,
     input_errors: u64,
     last_input_error: Option<String>,
@@ -90,6 +94,9 @@ impl App {
             selected: None,
             history: History::new(window),
             arrivals: VecDeque::new(),
+            frames_received: 0,
+            first_arrival: None,
+            last_arrival: None,
             draw_time: None,
             input_errors: 0,
             last_input_error: None,
@@ -177,6 +184,9 @@ impl App {
 
     fn handle_frame(&mut self, report: Box<FrameReport>, now: Instant) {
         self.arrivals.push_back((now, report.timings));
+        self.frames_received += 1;
+        self.first_arrival.get_or_insert(now);
+        self.last_arrival = Some(now);
         self.on_tick(now);
         self.history.record(report.frame.timestamp, &report.faces);
         self.selected = follow_selection(self.selected, &report.faces);
@@ -253,6 +263,15 @@ impl App {
     /// Returns the number of frames received in the last second, as of the last tick.
     pub fn fps(&self) -> f64 {
         self.arrivals.len() as f64 / RATE_WINDOW.as_secs_f64()
+    }
+
+    /// Returns the mean frame rate from the first frame received to the last, or `None` before
+    /// two frames have arrived.
+    pub fn mean_fps(&self) -> Option<f64> {
+        let (first, last) = (self.first_arrival?, self.last_arrival?);
+        let seconds = last.saturating_duration_since(first).as_secs_f64();
+        (self.frames_received >= 2 && seconds > 0.0)
+            .then(|| (self.frames_received - 1) as f64 / seconds)
     }
 
     /// Returns the mean stage timings of the frames received in the last second, or those of

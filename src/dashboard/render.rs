@@ -119,7 +119,10 @@ fn render_preview(frame: &mut Frame, app: &App, area: Rect) {
 fn render_bars(frame: &mut Frame, app: &App, area: Rect) {
     let face = app.selected_face();
     let title = match face {
-        Some(face) => format!(" face #{}, detector {:.2} ", face.id, face.face.score),
+        Some(face) => format!(
+            " face #{}, detection score {:.1} ",
+            face.id, face.face.score
+        ),
         None => " no face ".to_owned(),
     };
     let block = Block::bordered().title(title);
@@ -283,13 +286,22 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     let [run, rates, timings] = Layout::vertical([Constraint::Length(1); 3]).areas(area);
     let config = app.config();
     let label = Style::new().fg(Color::DarkGray);
+    // Long source and model paths are cut at the start, because their file names matter most.
+    let fixed = "source:   device:   model: ".len() + config.device.chars().count();
+    let room = usize::from(run.width).saturating_sub(fixed);
+    let (source_length, model_length) =
+        (config.source.chars().count(), config.model.chars().count());
+    // The model keeps at least a third of the width and the source gets the rest.
+    let source_width = source_length.min(room.saturating_sub(model_length.min(room / 3)));
+    let model = keep_end(&config.model, room - source_width);
+    let source = keep_end(&config.source, source_width);
     let line = Line::from(vec![
         Span::styled("source: ", label),
-        Span::raw(config.source.as_str()),
+        Span::raw(source),
         Span::styled("  device: ", label),
         Span::raw(config.device.as_str()),
         Span::styled("  model: ", label),
-        Span::raw(config.model.as_str()),
+        Span::raw(model),
     ]);
     frame.render_widget(line, run);
     frame.render_widget(state_line(app), rates);
@@ -303,10 +315,26 @@ fn render_status(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
+/// Returns `text`, or its last `width - 1` characters after an ellipsis when it is longer than
+/// `width` characters.
+fn keep_end(text: &str, width: usize) -> String {
+    let length = text.chars().count();
+    if length <= width {
+        return text.to_owned();
+    }
+    let tail: String = text.chars().skip(length + 1 - width.max(1)).collect();
+    format!("…{tail}")
+}
+
 /// Returns the run state, frame rate, face count, frame position and input errors.
 fn state_line(app: &App) -> Line<'_> {
     let mut spans = vec![state_span(app)];
-    spans.push(Span::raw(format!("  fps: {:.0}", app.fps())));
+    // Once the input has ended the rate of the last second is 0, so the run's mean is shown.
+    let rate = match (app.state(), app.mean_fps()) {
+        (RunState::Running, _) | (_, None) => format!("  fps: {:.0}", app.fps()),
+        (_, Some(mean)) => format!("  mean fps: {mean:.1}"),
+    };
+    spans.push(Span::raw(rate));
     match app.report() {
         Some(report) => {
             spans.push(Span::raw(format!("  faces: {}", report.faces.len())));
@@ -604,6 +632,50 @@ mod tests {
         assert!(screen.contains("end of input"));
         assert!(screen.contains("#1 happy 72%"));
         assert!(screen.contains("frame: 41 at 1.37 s"));
+    }
+
+    #[test]
+    fn end_of_input_shows_mean_rate() {
+        let (mut app, _control) = fixture::app();
+        let start = Instant::now();
+        for index in 0..11 {
+            let arrival = start + Duration::from_millis(100 * index);
+            app.handle_event_at(frame_event(index, 0.1 * index as f64, two_faces()), arrival);
+        }
+        app.handle_event(PipelineEvent::EndOfInput);
+        app.on_tick(start + Duration::from_secs(5));
+        let screen = text(&draw(&app, 120, 40));
+
+        assert!(screen.contains("mean fps: 10.0"), "{screen}");
+        assert!(!screen.contains("  fps: 0"), "{screen}");
+    }
+
+    #[test]
+    fn long_paths_keep_their_ends() {
+        let mut config = fixture::config();
+        config.source = format!(
+            "/media/{}/WolfgangLanger_Pexels.mp4",
+            "recordings/".repeat(8)
+        );
+        config.model = format!("/opt/{}/moodnet7.json", "moodscope/models".repeat(4));
+        let app = App::new(config, crate::pipeline::Control::default());
+        let screen = lines(&draw(&app, 120, 40));
+        let status = screen
+            .iter()
+            .find(|line| line.contains("source: "))
+            .expect("a status line");
+
+        assert!(status.contains("WolfgangLanger_Pexels.mp4"), "{status}");
+        assert!(status.contains("device: cuda:0"), "{status}");
+        assert!(status.contains("moodnet7.json"), "{status}");
+        assert!(status.contains('…'), "{status}");
+    }
+
+    #[test]
+    fn face_title_labels_detection_score() {
+        let app = app_with_two_faces();
+        let screen = text(&draw(&app, 120, 40));
+        assert!(screen.contains("face #1, detection score"), "{screen}");
     }
 
     #[test]
