@@ -4,6 +4,7 @@ mod args;
 pub mod augment;
 mod average;
 pub mod dataset;
+mod distill;
 pub mod evaluate;
 mod fit;
 pub mod metrics;

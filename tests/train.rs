@@ -393,7 +393,7 @@ fn weight_averaging_saves_and_resumes_the_average() {
         "averaged accuracy after resuming {got}, uninterrupted {want}"
     );
 
-    // The best model holds the averaged weights with their own batch-norm statistics: loaded
+    // The best model contains the averaged weights with their own batch-norm statistics: loaded
     // and evaluated again, it scores what the run recorded for its best epoch.
     let classifier = Classifier::load(&whole.path().join("best.json"), Device::Cpu).unwrap();
     let splits = dataset::read_csv(&data_path("fer2013-sample.csv")).unwrap();
@@ -452,7 +452,7 @@ fn init_starts_from_the_saved_weights() {
         description.training.recipe
     );
 
-    // A model of another architecture or other classes is refused with its path named.
+    // A model of another architecture or other classes is rejected with its path named.
     let folder = tempfile::tempdir().unwrap();
     let wide = write_model(folder.path(), "wide", "moodnet-w12", &Emotion::ALL);
     let three = write_model(
@@ -472,6 +472,78 @@ fn init_starts_from_the_saved_weights() {
         assert!(message.contains(model.to_str().unwrap()), "{message}");
         assert!(message.contains(expected), "{message}");
     }
+}
+
+#[test]
+fn teacher_targets_are_saved_and_reused() {
+    let _guard = lock_torch_random();
+    let source = tempfile::tempdir().unwrap();
+    train(&quick_run(
+        source.path(),
+        &["--epochs", "1", "--no-augment", "--lr", "3e-3"],
+    ));
+    let teacher = source.path().join("best.json");
+    let teacher = teacher.to_str().unwrap();
+
+    let student = tempfile::tempdir().unwrap();
+    train(&quick_run(
+        student.path(),
+        &[
+            "--teacher",
+            teacher,
+            "--teacher-tta",
+            "mirror",
+            "--epochs",
+            "1",
+        ],
+    ));
+    let saved = tch::Tensor::read_safetensors(student.path().join("teacher.safetensors")).unwrap();
+    let probabilities = &saved[0].1;
+    assert_eq!(probabilities.size(), [420, 7]);
+    let row_sums = probabilities.sum_dim_intlist(1, false, tch::Kind::Double);
+    let worst = (row_sums - 1.0).abs().max().double_value(&[]);
+    assert!(worst < 1e-5, "a row sums to 1 +- {worst}");
+    let description = ModelDescription::read(&student.path().join("best.json")).unwrap();
+    assert!(
+        description
+            .training
+            .recipe
+            .contains("distillation weight 0.5"),
+        "{}",
+        description.training.recipe
+    );
+
+    // The resumed run reads the saved targets; a wrong shape there is reported, not used.
+    let resume = student.path().to_str().unwrap();
+    train(&train_args(&[
+        "--resume",
+        resume,
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+    ]));
+    assert_eq!(RunState::read(student.path()).unwrap().epoch, 2);
+    let wrong = [(
+        "probabilities",
+        tch::Tensor::zeros([3, 7], tch::kind::FLOAT_CPU),
+    )];
+    tch::Tensor::write_safetensors(&wrong, student.path().join("teacher.safetensors")).unwrap();
+    let error = run_train(&train_args(&["--resume", resume, "--epochs", "3"])).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("teacher.safetensors"), "{message}");
+    assert!(message.contains("[3, 7]"), "{message}");
+
+    let bad_weight = tempfile::tempdir().unwrap();
+    let error = run_train(&quick_run(
+        bad_weight.path(),
+        &["--teacher", teacher, "--distill-weight", "1.5"],
+    ))
+    .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("--distill-weight"),
+        "{error:#}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::ScheduleKind;
 use crate::cli::TtaOption;
-use crate::model::{Architecture, Normalisation, PrecisionRequest};
+use crate::model::{Architecture, Normalisation, PrecisionRequest, Tta};
 
 /// Options of `moodscope train`.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,9 +29,24 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
 
     /// Start from the weights of this saved model (.json) instead of random ones, to fine-tune
-    /// it; its architecture must match --arch and its classes the training classes
+    /// it. Its architecture must match --arch and its classes the training classes
     #[arg(long, value_name = "MODEL")]
     pub init: Option<PathBuf>,
+
+    /// Learn from this saved model's probabilities as well as from the labels (distillation).
+    /// Its classes must be the training classes
+    #[arg(long, value_name = "MODEL")]
+    pub teacher: Option<PathBuf>,
+
+    /// Views the teacher averages for each training face
+    #[arg(long, value_enum, default_value = "crops", requires = "teacher")]
+    #[serde(default, deserialize_with = "crate::model::deserialize_tta")]
+    pub teacher_tta: Tta,
+
+    /// Share of the loss that comes from the teacher's probabilities, 0..1 [default: 0.5 with
+    /// --teacher]
+    #[arg(long, value_name = "W", requires = "teacher")]
+    pub distill_weight: Option<f64>,
 
     /// Network: "moodnet" (default), "moodnet-wN" (base width N) or "vggface" (reference)
     #[arg(long, default_value = "moodnet")]
@@ -113,7 +128,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub plateau_patience: Option<usize>,
 
-    /// Average the weights of every epoch from epoch N on (stochastic weight averaging); from
+    /// Average the weights of every epoch from epoch N on (stochastic weight averaging). From
     /// then on the averaged weights are validated, selected and saved as the best model
     #[arg(long, value_name = "N")]
     pub average_from: Option<usize>,
@@ -226,6 +241,9 @@ pub struct TrainConfig {
     /// First epoch folded into the weight average, if averaging.
     #[serde(default)]
     pub average_from: Option<usize>,
+    /// Share of the loss from the teacher's probabilities (0 without a teacher).
+    #[serde(default)]
+    pub distill_weight: f64,
 }
 
 impl TrainConfig {
@@ -292,6 +310,10 @@ impl TrainConfig {
                 }
             },
             average_from: args.average_from,
+            distill_weight: match &args.teacher {
+                Some(_) => args.distill_weight.unwrap_or(0.5),
+                None => 0.0,
+            },
         };
         config.check(args)?;
         Ok(config)
@@ -349,6 +371,13 @@ impl TrainConfig {
                 ),
             ),
             (
+                (0.0..=1.0).contains(&self.distill_weight),
+                format!(
+                    "--distill-weight \"{}\" must be in [0, 1]",
+                    self.distill_weight
+                ),
+            ),
+            (
                 args.threads.is_none_or(|n| n >= 1),
                 "--threads must be at least 1".to_owned(),
             ),
@@ -389,6 +418,9 @@ impl TrainConfig {
         ];
         if self.class_weights {
             parts.push("class weights".to_owned());
+        }
+        if self.distill_weight > 0.0 {
+            parts.push(format!("distillation weight {}", self.distill_weight));
         }
         if let Some(first) = self.average_from {
             parts.push(format!("weights averaged from epoch {first}"));

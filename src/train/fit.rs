@@ -21,6 +21,7 @@ use super::args::{OptimizerKind, TrainArgs, TrainConfig};
 use super::augment::Augmentation;
 use super::average::WeightAverage;
 use super::dataset::{self, Dataset};
+use super::distill::{soft_cross_entropy, teacher_probabilities};
 use super::evaluate::{evaluate_network, Evaluation};
 use super::optimizer::{Adam, AdamConfig};
 use super::plot;
@@ -150,6 +151,8 @@ struct Session {
     class_weights: Option<Tensor>,
     /// The running mean of the weights, from `--average-from` on.
     average: Option<WeightAverage>,
+    /// The teacher's `[faces, classes]` probabilities for the training faces.
+    teacher: Option<Tensor>,
     state: RunState,
 }
 
@@ -180,6 +183,16 @@ impl Session {
         let average = config
             .average_from
             .map(|_| WeightAverage::new(architecture, classes, device));
+        let teacher = match &args.teacher {
+            Some(path) => Some(teacher_probabilities(
+                path,
+                args.teacher_tta,
+                &train,
+                &out,
+                device,
+            )?),
+            None => None,
+        };
         let (parameters, total) = parameter_counts(&vs);
         println!(
             "{architecture}: {parameters} trainable parameters, {total} with batch-norm statistics"
@@ -204,6 +217,7 @@ impl Session {
             parameters,
             class_weights,
             average,
+            teacher,
             state,
         })
     }
@@ -383,13 +397,18 @@ impl Session {
         let targets = Tensor::from_slice(&labels).to_device(self.device);
 
         let logits = self.network.forward_t(&inputs, true);
-        let loss = logits.f_cross_entropy_loss(
+        let mut loss = logits.f_cross_entropy_loss(
             &targets,
             self.class_weights.as_ref(),
             Reduction::Mean,
             -100,
             self.config.label_smoothing,
         )?;
+        if let Some(teacher) = &self.teacher {
+            let weight = self.config.distill_weight;
+            let soft = teacher.index_select(0, &index.to_device(self.device));
+            loss = loss * (1.0 - weight) + soft_cross_entropy(&logits, &soft) * weight;
+        }
         self.adam.zero_grad();
         loss.backward();
         self.adam.step(self.state.lr);
@@ -496,20 +515,32 @@ impl Session {
             data: format!("FER-2013 from {data}, {} training faces", self.train.len()),
             train_split: self.args.train_split.clone(),
             selection_split,
-            recipe: match &self.args.init {
-                Some(init) => format!(
-                    "{}, starting from the weights of {}",
-                    self.config.summary(),
-                    init.display()
-                ),
-                None => self.config.summary(),
-            },
+            recipe: self.recipe_summary(),
             epochs: self.state.epoch,
             best_epoch: self.state.epoch,
             selection_accuracy: evaluation.matrix.accuracy(),
             seed: self.args.seed,
             seconds: self.state.seconds,
         }
+    }
+
+    /// Describes the recipe, the starting weights and the teacher in one line.
+    fn recipe_summary(&self) -> String {
+        let mut summary = self.config.summary();
+        if let Some(init) = &self.args.init {
+            summary.push_str(&format!(
+                ", starting from the weights of {}",
+                init.display()
+            ));
+        }
+        if let Some(teacher) = &self.args.teacher {
+            summary.push_str(&format!(
+                ", taught by {} with {} test-time augmentation",
+                teacher.display(),
+                self.args.teacher_tta
+            ));
+        }
+        summary
     }
 
     fn save_checkpoint(&mut self) -> anyhow::Result<()> {

@@ -1,0 +1,132 @@
+//! Distillation: soft targets for the training faces from a teacher model.
+//!
+//! The teacher classifies every training face once, averaged over the views of `--teacher-tta`,
+//! and the student learns from a mix of the labels and these probabilities. A teacher that
+//! averages over views passes what the averaging gains on to a student that runs a single
+//! view. The mirror-averaged views make the targets the same for a face and its mirror image,
+//! so they stay valid for the flipped faces of the augmentation.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use tch::{Device, Kind, Tensor};
+
+use super::dataset::Dataset;
+use crate::model::{Classifier, Tta};
+
+/// File in the run folder that keeps the teacher's probabilities for `--resume`.
+pub const TEACHER_FILE: &str = "teacher.safetensors";
+
+/// Name of the probabilities tensor in [`TEACHER_FILE`].
+const PROBABILITIES_TENSOR: &str = "probabilities";
+
+/// Faces per teacher batch before the views are expanded.
+const TEACHER_BATCH: i64 = 512;
+
+/// Returns the teacher's `[faces, classes]` probabilities for the training faces, on `device`.
+///
+/// They are read from the run folder when a former session of the run computed them, and
+/// computed and saved there otherwise.
+///
+/// # Errors
+///
+/// A teacher that cannot be loaded or whose classes differ from the run's, and files that
+/// cannot be read or written.
+pub fn teacher_probabilities(
+    teacher: &Path,
+    tta: Tta,
+    train: &Dataset,
+    out: &Path,
+    device: Device,
+) -> anyhow::Result<Tensor> {
+    let saved = out.join(TEACHER_FILE);
+    let shape = [train.len() as i64, train.classes.len() as i64];
+    if saved.is_file() {
+        let probabilities = read_probabilities(&saved)?;
+        if probabilities.size() != shape {
+            bail!(
+                "{} has probabilities of shape {:?}, expected {shape:?}: delete it to compute \
+                 them again",
+                saved.display(),
+                probabilities.size()
+            );
+        }
+        return Ok(probabilities.to_device(device));
+    }
+
+    let classifier = Classifier::load(teacher, device)?;
+    let classes = &classifier.description().classes;
+    if *classes != train.classes {
+        bail!(
+            "--teacher model {} has the classes {classes:?} but the run trains on {:?}: pass \
+             --classes to match them",
+            teacher.display(),
+            train.classes
+        );
+    }
+    println!(
+        "computing the soft targets of {} with {tta} test-time augmentation",
+        teacher.display()
+    );
+    let count = train.len() as i64;
+    let mut batches = Vec::new();
+    for start in (0..count).step_by(TEACHER_BATCH as usize) {
+        let length = TEACHER_BATCH.min(count - start);
+        let pixels = train.images.narrow(0, start, length);
+        batches.push(classifier.probabilities(&pixels, tta)?.to_kind(Kind::Float));
+    }
+    let probabilities = Tensor::cat(&batches, 0).to_device(Device::Cpu);
+    let named = [(PROBABILITIES_TENSOR, &probabilities)];
+    let temporary = saved.with_extension("safetensors.tmp");
+    Tensor::write_safetensors(&named, &temporary)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, &saved)
+        .with_context(|| format!("cannot write {}", saved.display()))?;
+    Ok(probabilities.to_device(device))
+}
+
+fn read_probabilities(path: &Path) -> anyhow::Result<Tensor> {
+    let tensors = Tensor::read_safetensors(path)
+        .with_context(|| format!("cannot read teacher probabilities {}", path.display()))?;
+    tensors
+        .into_iter()
+        .find(|(name, _)| name == PROBABILITIES_TENSOR)
+        .map(|(_, tensor)| tensor)
+        .with_context(|| {
+            format!(
+                "{} has no \"{PROBABILITIES_TENSOR}\" tensor: delete it to compute the teacher's \
+                 probabilities again",
+                path.display()
+            )
+        })
+}
+
+/// Returns the mean cross-entropy of `logits` against the soft `targets` (rows summing to 1).
+pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
+    -(targets * logits.log_softmax(-1, Kind::Float))
+        .sum_dim_intlist(-1, false, Kind::Float)
+        .mean(Kind::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_hot_targets_give_cross_entropy() {
+        let logits = Tensor::from_slice(&[2.0f32, 0.5, -1.0, 0.0, 1.0, 3.0]).view([2, 3]);
+        let labels = Tensor::from_slice(&[0i64, 2]);
+        let one_hot = labels.one_hot(3).to_kind(Kind::Float);
+        let soft = soft_cross_entropy(&logits, &one_hot).double_value(&[]);
+        let hard = logits.cross_entropy_for_logits(&labels).double_value(&[]);
+        assert!((soft - hard).abs() < 1e-6, "soft {soft}, hard {hard}");
+    }
+
+    #[test]
+    fn uniform_targets_give_mean_log_loss() {
+        let logits = Tensor::zeros([4, 7], (Kind::Float, Device::Cpu));
+        let uniform = Tensor::full([4, 7], 1.0 / 7.0, (Kind::Float, Device::Cpu));
+        let loss = soft_cross_entropy(&logits, &uniform).double_value(&[]);
+        assert!((loss - 7f64.ln()).abs() < 1e-6, "{loss}");
+    }
+}
