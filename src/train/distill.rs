@@ -6,9 +6,12 @@
 //! view. The mirror-averaged views make the targets the same for a face and its mirror image,
 //! so they stay valid for the flipped faces of the augmentation.
 
+use std::io::IsTerminal;
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use tch::{Device, Kind, Tensor};
 
 use super::dataset::Dataset;
@@ -20,8 +23,9 @@ pub const TEACHER_FILE: &str = "teacher.safetensors";
 /// Name of the probabilities tensor in [`TEACHER_FILE`].
 const PROBABILITIES_TENSOR: &str = "probabilities";
 
-/// Faces per teacher batch before the views are expanded.
-const TEACHER_BATCH: i64 = 512;
+/// Views per teacher batch. Larger batches of views run slower on a CPU, because the
+/// activations no longer fit the caches.
+const TEACHER_BATCH_VIEWS: i64 = 512;
 
 /// Returns the teacher's `[faces, classes]` probabilities for the training faces, on `device`.
 ///
@@ -69,13 +73,25 @@ pub fn teacher_probabilities(
         teacher.display()
     );
     let count = train.len() as i64;
+    let batch = (TEACHER_BATCH_VIEWS / tta.view_count() as i64).max(1);
+    let started = Instant::now();
+    let progress = ProgressBar::new(count as u64);
+    if !std::io::stderr().is_terminal() {
+        progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
     let mut batches = Vec::new();
-    for start in (0..count).step_by(TEACHER_BATCH as usize) {
-        let length = TEACHER_BATCH.min(count - start);
+    for start in (0..count).step_by(batch as usize) {
+        let length = batch.min(count - start);
         let pixels = train.images.narrow(0, start, length);
         batches.push(classifier.probabilities(&pixels, tta)?.to_kind(Kind::Float));
+        progress.inc(length as u64);
     }
+    progress.finish_and_clear();
     let probabilities = Tensor::cat(&batches, 0).to_device(Device::Cpu);
+    println!(
+        "soft targets of {count} faces in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     let named = [(PROBABILITIES_TENSOR, &probabilities)];
     let temporary = saved.with_extension("safetensors.tmp");
     Tensor::write_safetensors(&named, &temporary)
