@@ -13,6 +13,7 @@ use crate::capture::{check_camera_exists, list_cameras, SourceSpec};
 use crate::cli::MonitorArgs;
 use crate::dashboard::{self, DashboardConfig};
 use crate::detect::default_detector_model;
+use crate::model::Tta;
 use crate::pipeline::{
     source_label, Pipeline, PipelineConfig, PipelineEvent, PipelineOutcome, Sampling,
 };
@@ -109,7 +110,10 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
     } else {
         let dashboard_config = DashboardConfig {
             source: source_label(&source),
-            device: format!("{device:?} {precision}").to_lowercase(),
+            device: match args.inference.averaging.tta {
+                Tta::Off => format!("{device:?} {precision}").to_lowercase(),
+                tta => format!("{device:?} {precision}, {tta} tta").to_lowercase(),
+            },
             model: args.inference.model_path().display().to_string(),
             history_seconds: args.history,
         };

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::ScheduleKind;
-use crate::cli::TtaOption;
 use crate::model::{Architecture, Normalisation, PrecisionRequest, Tta};
 
 /// Options of `moodscope train`.
@@ -170,8 +169,19 @@ pub struct EvalArgs {
     #[arg(long, default_value = "PublicTest")]
     pub split: String,
 
-    #[command(flatten)]
-    pub averaging: TtaOption,
+    /// Average each face's probabilities over several views of it: `--tta` (or
+    /// `--tta=mirror`) with its mirror image, `--tta=crops` over 14 mirrored, shifted and
+    /// zoomed views [default: off, the network on the face alone]
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "mirror",
+        default_value = "off",
+        hide_default_value = true
+    )]
+    pub tta: Tta,
 
     /// Write accuracy, macro-F1, per-class metrics and the confusion matrix as JSON
     #[arg(long, value_name = "PATH.json")]

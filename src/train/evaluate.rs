@@ -148,14 +148,14 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         "split \"{}\" holds no faces of the model's classes",
         args.split
     );
-    let evaluation = evaluate_classifier(&classifier, &dataset, args.averaging.tta)?;
+    let evaluation = evaluate_classifier(&classifier, &dataset, args.tta)?;
     let matrix = &evaluation.matrix;
     println!(
         "{} on {} {}{}, {precision}",
         args.model.display(),
         args.data.display(),
         args.split,
-        match args.averaging.tta {
+        match args.tta {
             Tta::Off => String::new(),
             tta => format!(" averaged over {} views ({tta})", tta.view_count()),
         }
@@ -165,7 +165,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         model: args.model.clone(),
         data: args.data.clone(),
         split: args.split.clone(),
-        tta: args.averaging.tta,
+        tta: args.tta,
         images: matrix.total(),
         accuracy: matrix.accuracy(),
         macro_f1: matrix.macro_f1(),
@@ -192,7 +192,7 @@ fn write_outputs(args: &EvalArgs, report: &EvalReport) -> anyhow::Result<()> {
             "{} on {}{}: accuracy {:.1}%, macro-F1 {:.3}",
             args.model.file_stem().unwrap_or_default().to_string_lossy(),
             args.split,
-            match args.averaging.tta {
+            match args.tta {
                 Tta::Off => String::new(),
                 tta => format!(" ({tta} TTA)"),
             },
@@ -219,7 +219,7 @@ fn record_in_description(args: &EvalArgs, report: &EvalReport) -> anyhow::Result
         args.model.display(),
         args.data.display(),
         args.split,
-        match args.averaging.tta {
+        match args.tta {
             Tta::Off => "",
             Tta::Mirror => " --tta",
             Tta::Crops => " --tta=crops",
@@ -227,11 +227,11 @@ fn record_in_description(args: &EvalArgs, report: &EvalReport) -> anyhow::Result
     );
     description
         .evaluations
-        .retain(|record| !(record.split == args.split && record.tta == args.averaging.tta));
+        .retain(|record| !(record.split == args.split && record.tta == args.tta));
     description.evaluations.push(EvaluationRecord {
         data: data_name,
         split: args.split.clone(),
-        tta: args.averaging.tta,
+        tta: args.tta,
         images: report.images as usize,
         accuracy: report.accuracy,
         macro_f1: report.macro_f1,
