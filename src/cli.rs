@@ -42,7 +42,7 @@ pub enum Command {
     /// Measure per-stage latency and end-to-end frames per second on the demo clip.
     Bench(crate::bench::BenchArgs),
     /// Train an emotion network on FER-2013.
-    Train(crate::train::TrainArgs),
+    Train(Box<crate::train::TrainArgs>),
     /// Measure a trained network's accuracy on a labelled data set.
     Eval(crate::train::EvalArgs),
 }

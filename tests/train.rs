@@ -95,6 +95,33 @@ fn quick_run(out: &Path, extra: &[&str]) -> TrainArgs {
     train_args(&options)
 }
 
+/// Trains a quick run with `options` for three epochs straight, and again for two epochs
+/// resumed to three. Returns the first run's folder and both final states.
+fn train_whole_and_resumed(options: &[&str]) -> (tempfile::TempDir, RunState, RunState) {
+    let whole = tempfile::tempdir().unwrap();
+    train(&quick_run(
+        whole.path(),
+        &[options, &["--epochs", "3"]].concat(),
+    ));
+    let split = tempfile::tempdir().unwrap();
+    train(&quick_run(
+        split.path(),
+        &[options, &["--epochs", "2"]].concat(),
+    ));
+    let resume = split.path().to_str().unwrap();
+    train(&train_args(&[
+        "--resume",
+        resume,
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+    ]));
+    let expected = RunState::read(whole.path()).unwrap();
+    let resumed = RunState::read(split.path()).unwrap();
+    (whole, expected, resumed)
+}
+
 /// Writes an untrained model of `architecture` with `classes` outputs into `folder`.
 fn write_model(folder: &Path, stem: &str, architecture: &str, classes: &[Emotion]) -> PathBuf {
     let parsed: Architecture = architecture.parse().unwrap();
@@ -296,28 +323,7 @@ fn resume_continues_epochs_and_rate() {
         "--recipe",
         "reference",
     ];
-    let whole = tempfile::tempdir().unwrap();
-    train(&quick_run(
-        whole.path(),
-        &[&options[..], &["--epochs", "3"]].concat(),
-    ));
-    let split = tempfile::tempdir().unwrap();
-    train(&quick_run(
-        split.path(),
-        &[&options[..], &["--epochs", "2"]].concat(),
-    ));
-    let resume = split.path().to_str().unwrap();
-    train(&train_args(&[
-        "--resume",
-        resume,
-        "--epochs",
-        "3",
-        "--threads",
-        "1",
-    ]));
-
-    let expected = RunState::read(whole.path()).unwrap();
-    let resumed = RunState::read(split.path()).unwrap();
+    let (_whole, expected, resumed) = train_whole_and_resumed(&options);
     assert_eq!(resumed.epoch, 3);
     assert_eq!(resumed.step, expected.step);
     let epochs: Vec<usize> = resumed.history.iter().map(|record| record.epoch).collect();
@@ -353,28 +359,7 @@ fn weight_averaging_saves_and_resumes_the_average() {
         "2e-3",
         "--no-augment",
     ];
-    let whole = tempfile::tempdir().unwrap();
-    train(&quick_run(
-        whole.path(),
-        &[&options[..], &["--epochs", "3"]].concat(),
-    ));
-    let split = tempfile::tempdir().unwrap();
-    train(&quick_run(
-        split.path(),
-        &[&options[..], &["--epochs", "2"]].concat(),
-    ));
-    let resume = split.path().to_str().unwrap();
-    train(&train_args(&[
-        "--resume",
-        resume,
-        "--epochs",
-        "3",
-        "--threads",
-        "1",
-    ]));
-
-    let expected = RunState::read(whole.path()).unwrap();
-    let resumed = RunState::read(split.path()).unwrap();
+    let (whole, expected, resumed) = train_whole_and_resumed(&options);
     assert_eq!(expected.averaged_epochs, 2);
     assert_eq!(resumed.averaged_epochs, 2);
     let averaged: Vec<bool> = expected

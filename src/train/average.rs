@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -109,20 +109,7 @@ impl WeightAverage {
         tensors: &HashMap<String, Tensor>,
         count: usize,
     ) -> anyhow::Result<()> {
-        for (name, mut variable) in self.vs.variables() {
-            let key = format!("{CHECKPOINT_PREFIX}{name}");
-            let value = tensors
-                .get(&key)
-                .with_context(|| format!("averaged tensor \"{key}\" is missing"))?;
-            if value.size() != variable.size() {
-                bail!(
-                    "averaged tensor \"{key}\" has shape {:?}, expected {:?}",
-                    value.size(),
-                    variable.size()
-                );
-            }
-            tch::no_grad(|| variable.f_copy_(value))?;
-        }
+        super::fit::copy_variables(&self.vs, tensors, CHECKPOINT_PREFIX)?;
         self.count = count;
         Ok(())
     }

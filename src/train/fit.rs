@@ -240,7 +240,7 @@ impl Session {
                 state.epoch
             );
         }
-        copy_variables(&self.vs, &tensors)
+        copy_variables(&self.vs, &tensors, "")
             .with_context(|| format!("checkpoint {}", path.display()))?;
         self.adam
             .load_state(&tensors, state.step)
@@ -678,9 +678,15 @@ fn load_initial_weights(
     Ok(())
 }
 
-/// Copies checkpoint tensors into the var store's variables of the same name and shape.
-fn copy_variables(vs: &VarStore, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+/// Copies checkpoint tensors into the var store's variables of the same shape, named as the
+/// variables after `prefix`.
+pub(super) fn copy_variables(
+    vs: &VarStore,
+    tensors: &HashMap<String, Tensor>,
+    prefix: &str,
+) -> anyhow::Result<()> {
     for (name, mut variable) in vs.variables() {
+        let name = format!("{prefix}{name}");
         let value = tensors
             .get(&name)
             .with_context(|| format!("tensor \"{name}\" is missing"))?;
