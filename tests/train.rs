@@ -447,16 +447,50 @@ fn init_starts_from_the_saved_weights() {
         &[Emotion::Happy, Emotion::Sad, Emotion::Neutral],
     );
     for (model, expected) in [(&wide, "--arch moodnet-w12"), (&three, "has the classes")] {
-        let out = tempfile::tempdir().unwrap();
+        let out = folder.path().join("run");
         let error = run_train(&quick_run(
-            out.path(),
+            &out,
             &["--init", model.to_str().unwrap(), "--epochs", "1"],
         ))
         .unwrap_err();
         let message = format!("{error:#}");
         assert!(message.contains(model.to_str().unwrap()), "{message}");
         assert!(message.contains(expected), "{message}");
+        assert!(!out.exists(), "the rejected run created {}", out.display());
     }
+}
+
+#[test]
+fn out_of_range_values_are_usage_errors() {
+    let folder = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--average-from", "0"], "--average-from \"0\" must be"),
+        (&["--val-fraction", "2"], "--val-fraction \"2\" must be"),
+        (&["--lr", "5"], "--lr \"5\" must be"),
+    ];
+    for (options, expected) in cases {
+        let error = run_train(&quick_run(folder.path(), options)).unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains(expected), "{message}");
+        assert!(
+            error.downcast_ref::<moodscope::cli::UsageError>().is_some(),
+            "{message} is not a usage error"
+        );
+    }
+
+    // A resumed run keeps its saved options: changing one is rejected while parsing.
+    let resumed = ["train", "--resume", "runs/any", "--lr", "0.5"];
+    assert!(TrainCli::try_parse_from(resumed).is_err());
+    let epochs = [
+        "train",
+        "--resume",
+        "runs/any",
+        "--epochs",
+        "9",
+        "--threads",
+        "2",
+    ];
+    assert!(TrainCli::try_parse_from(epochs).is_ok());
 }
 
 #[test]

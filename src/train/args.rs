@@ -8,6 +8,39 @@ use serde::{Deserialize, Serialize};
 use super::schedule::ScheduleKind;
 use crate::model::{Architecture, Normalisation, PrecisionRequest, Tta};
 
+/// Options that a run saves and `--resume` takes from the run folder.
+const SAVED_OPTIONS: [&str; 29] = [
+    "data",
+    "out",
+    "init",
+    "teacher",
+    "teacher_tta",
+    "distill_weight",
+    "arch",
+    "recipe",
+    "train_split",
+    "val_split",
+    "val_fraction",
+    "classes",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "augment",
+    "no_augment",
+    "label_smoothing",
+    "class_weights",
+    "early_stop",
+    "plateau_patience",
+    "average_from",
+    "seed",
+    "device",
+    "train_limit",
+    "val_limit",
+];
+
 /// Options of `moodscope train`.
 #[derive(clap::Args, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainArgs {
@@ -23,7 +56,7 @@ pub struct TrainArgs {
     /// Continue the run in DIR from its last checkpoint with its saved options; only
     /// --epochs and --threads may change (a longer cosine or one-cycle schedule is stretched
     /// to the new length, so the rate jumps up when it resumes)
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["data", "out"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = SAVED_OPTIONS)]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
 
@@ -96,7 +129,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub schedule: Option<ScheduleKind>,
 
-    /// Linear warm-up of the cosine schedule, in epochs [default: 1]
+    /// Linear warm-up of the cosine and constant schedules, in epochs [default: 1]
     #[arg(long)]
     pub warmup_epochs: Option<f64>,
 
@@ -368,16 +401,17 @@ impl TrainConfig {
             (
                 args.val_fraction.is_none_or(|f| f > 0.0 && f < 1.0),
                 format!(
-                    "--val-fraction \"{:?}\" must be in (0, 1)",
-                    args.val_fraction
+                    "--val-fraction \"{}\" must be in (0, 1)",
+                    args.val_fraction.unwrap_or_default()
                 ),
             ),
             (
                 self.average_from
                     .is_none_or(|first| (1..=self.epochs).contains(&first)),
                 format!(
-                    "--average-from \"{:?}\" must be an epoch from 1 to --epochs ({})",
-                    self.average_from, self.epochs
+                    "--average-from \"{}\" must be an epoch from 1 to --epochs ({})",
+                    self.average_from.unwrap_or_default(),
+                    self.epochs
                 ),
             ),
             (
@@ -408,6 +442,7 @@ impl TrainConfig {
             ScheduleKind::Plateau => {
                 format!("plateau schedule (patience {})", self.plateau_patience)
             }
+            kind if self.warmup_epochs == 1.0 => format!("{kind} schedule (1 warm-up epoch)"),
             kind => format!("{kind} schedule ({} warm-up epochs)", self.warmup_epochs),
         };
         let mut parts = vec![

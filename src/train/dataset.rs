@@ -186,6 +186,12 @@ impl Dataset {
     }
 }
 
+/// Returns a class list written as `--classes` takes it, for example "happy,sad,neutral".
+pub fn class_names(classes: &[Emotion]) -> String {
+    let names: Vec<String> = classes.iter().map(ToString::to_string).collect();
+    names.join(",")
+}
+
 /// Parses a comma-separated class list such as "happy,sad,neutral", returned in FER-2013
 /// label order.
 ///

@@ -1,10 +1,10 @@
 //! Distillation: soft targets for the training faces from a teacher model.
 //!
 //! The teacher classifies every training face once, averaged over the views of `--teacher-tta`,
-//! and the student learns from a mix of the labels and these probabilities. A teacher that
-//! averages over views passes what the averaging gains on to a student that runs a single
-//! view. The mirror-averaged views make the targets the same for a face and its mirror image,
-//! so they stay valid for the flipped faces of the augmentation.
+//! and the student learns from a mix of the labels and these probabilities. The aim is to pass
+//! what the averaging gains on to a student that runs a single view; models/README.md gives
+//! the measured effect. The mirror-averaged views make the targets the same for a face and its
+//! mirror image, so they stay valid for the flipped faces of the augmentation.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use tch::{Device, Kind, Tensor};
 
-use super::dataset::Dataset;
+use super::dataset::{class_names, Dataset};
 use crate::model::{Classifier, Tta};
 
 /// File in the run folder that keeps the teacher's probabilities for `--resume`.
@@ -29,8 +29,8 @@ const TEACHER_BATCH_VIEWS: i64 = 512;
 
 /// Returns the teacher's `[faces, classes]` probabilities for the training faces, on `device`.
 ///
-/// They are read from the run folder when a former session of the run computed them, and
-/// computed and saved there otherwise.
+/// They are read from the run folder when the run computed them before it was stopped and
+/// resumed, and computed and saved there otherwise.
 ///
 /// # Errors
 ///
@@ -62,10 +62,11 @@ pub fn teacher_probabilities(
     let classes = &classifier.description().classes;
     if *classes != train.classes {
         bail!(
-            "--teacher model {} has the classes {classes:?} but the run trains on {:?}: pass \
-             --classes to match them",
+            "--teacher model {} has the classes {} but the run trains on {}: pass --classes {}",
             teacher.display(),
-            train.classes
+            class_names(classes),
+            class_names(&train.classes),
+            class_names(classes)
         );
     }
     println!(
@@ -88,6 +89,8 @@ pub fn teacher_probabilities(
     }
     progress.finish_and_clear();
     let probabilities = Tensor::cat(&batches, 0).to_device(Device::Cpu);
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create run folder {}", out.display()))?;
     println!(
         "soft targets of {count} faces in {:.0} s",
         started.elapsed().as_secs_f64()

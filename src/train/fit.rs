@@ -55,7 +55,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let config = TrainConfig::resolve(&args).map_err(anyhow::Error::msg)?;
+    let config = TrainConfig::resolve(&args).map_err(|message| crate::cli::usage!("{message}"))?;
     if let Some(threads) = args.threads {
         super::set_threads(threads);
     }
@@ -166,8 +166,6 @@ impl Session {
     ) -> anyhow::Result<Session> {
         let architecture: Architecture = config.architecture.parse().map_err(anyhow::Error::msg)?;
         let out = args.out.clone().context("--out is required")?;
-        std::fs::create_dir_all(&out)
-            .with_context(|| format!("cannot create run folder {}", out.display()))?;
 
         tch::manual_seed(args.seed as i64);
         let mut vs = VarStore::new(device);
@@ -193,6 +191,9 @@ impl Session {
             )?),
             None => None,
         };
+        // Created only now, so that a rejected --init or --teacher leaves no empty folder.
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create run folder {}", out.display()))?;
         let (parameters, total) = parameter_counts(&vs);
         println!(
             "{architecture}: {parameters} trainable parameters, {total} with batch-norm statistics"
@@ -314,8 +315,8 @@ impl Session {
         Ok(Some(evaluation))
     }
 
-    /// The weights the epoch's validation scores describe: the average once averaging has
-    /// begun, the trained weights before.
+    /// Returns the weights that the epoch's validation scores describe: the average once
+    /// averaging has begun, the trained weights before.
     fn selected_weights(&self) -> &VarStore {
         match &self.average {
             Some(average) if average.count > 0 => &average.vs,
@@ -654,13 +655,7 @@ fn load_initial_weights(
         );
     }
     if description.classes != train.classes {
-        let names = |classes: &[crate::emotion::Emotion]| {
-            classes
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let names = dataset::class_names;
         bail!(
             "--init model {} has the classes {} but the run trains on {}: pass --classes {}",
             path.display(),
