@@ -437,6 +437,19 @@ fn init_starts_from_the_saved_weights() {
         description.training.recipe
     );
 
+    // A resumed run takes its weights from its checkpoint, so the --init model may be gone.
+    std::fs::remove_file(&saved).unwrap();
+    let resume = tuned.path().to_str().unwrap();
+    train(&train_args(&[
+        "--resume",
+        resume,
+        "--epochs",
+        "2",
+        "--threads",
+        "1",
+    ]));
+    assert_eq!(RunState::read(tuned.path()).unwrap().epoch, 2);
+
     // A model of another architecture or other classes is rejected with its path named.
     let folder = tempfile::tempdir().unwrap();
     let wide = write_model(folder.path(), "wide", "moodnet-w12", &Emotion::ALL);

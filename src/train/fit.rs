@@ -68,7 +68,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         val.len(),
         class_list(&train)
     );
-    let mut session = Session::new(args, config, device, train, val)?;
+    let resuming = state.is_some();
+    let mut session = Session::new(args, config, device, train, val, resuming)?;
     if let Some(state) = state {
         session.restore(state)?;
     }
@@ -163,6 +164,7 @@ impl Session {
         device: Device,
         train: Dataset,
         val: Dataset,
+        resuming: bool,
     ) -> anyhow::Result<Session> {
         let architecture: Architecture = config.architecture.parse().map_err(anyhow::Error::msg)?;
         let out = args.out.clone().context("--out is required")?;
@@ -174,7 +176,8 @@ impl Session {
         if architecture == Architecture::VggFace {
             init_he_normal(&vs);
         }
-        if let Some(init) = &args.init {
+        // A resumed run takes its weights from the checkpoint, so the --init model may be gone.
+        if let Some(init) = args.init.as_ref().filter(|_| !resuming) {
             load_initial_weights(&mut vs, init, architecture, &train)?;
             println!("starting from the weights of {}", init.display());
         }
@@ -655,13 +658,12 @@ fn load_initial_weights(
         );
     }
     if description.classes != train.classes {
-        let names = dataset::class_names;
         bail!(
             "--init model {} has the classes {} but the run trains on {}: pass --classes {}",
             path.display(),
-            names(&description.classes),
-            names(&train.classes),
-            names(&description.classes)
+            dataset::class_names(&description.classes),
+            dataset::class_names(&train.classes),
+            dataset::class_names(&description.classes)
         );
     }
     model::load_weights(
