@@ -58,6 +58,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
             }
         }
     }
+    let mut dropped_frames = 0;
     let mut summaries = if sources.is_empty() {
         Vec::new()
     } else {
@@ -96,10 +97,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
         if let Some(failure) = outcome.failure {
             anyhow::bail!("{failure}");
         }
+        dropped_frames = outcome.dropped_frames;
         outcome.sources
     };
     summaries.extend(unreadable);
-    report(args, &summaries)
+    report(args, &summaries, dropped_frames)
 }
 
 /// Splits a folder input into its videos, each a source of its own in sorted order, followed by
@@ -248,8 +250,15 @@ fn print_above(progress: &ProgressBar, line: &str) {
     }
 }
 
-/// Prints the per-source and overall tables and writes the summary CSV.
-fn report(args: &AnalyzeArgs, summaries: &[SourceSummary]) -> anyhow::Result<RunStatus> {
+/// Prints the summary tables, writes the summary CSV and chooses the exit status.
+///
+/// `dropped_frames` counts the frames of live streams that arrived while the analysis was
+/// still busy with earlier ones; they have no rows, so the tables say how many there were.
+fn report(
+    args: &AnalyzeArgs,
+    summaries: &[SourceSummary],
+    dropped_frames: u64,
+) -> anyhow::Result<RunStatus> {
     let mut overall = SourceSummary::new("all");
     for summary in summaries {
         overall.merge(summary);
@@ -260,6 +269,11 @@ fn report(args: &AnalyzeArgs, summaries: &[SourceSummary]) -> anyhow::Result<Run
     }
     if summaries.len() > 1 {
         text.push_str(&render_text(&overall));
+    }
+    if dropped_frames > 0 {
+        text.push_str(&format!(
+            "{dropped_frames} frames of live streams dropped to keep up with them\n"
+        ));
     }
     // Rows on standard output must stay machine-readable, so the tables go to standard error.
     if args.output.is_some() {

@@ -75,7 +75,8 @@ pub trait FrameSource {
     /// Describes the input for people, e.g. `video clip.mp4 (640x360, 23.98 fps)`.
     fn description(&self) -> String;
 
-    /// Returns true for a camera or network stream, whose frames arrive in real time.
+    /// Returns true for a camera or a live network stream, whose frames arrive in real time. A
+    /// recording served over the network (its length is known) is not live.
     fn is_live(&self) -> bool;
 
     /// Returns the nominal frame rate in frames per second, when the source has one.

@@ -55,6 +55,8 @@ pub struct Control {
     paused: Arc<AtomicBool>,
     /// Total time spent paused, in nanoseconds.
     paused_nanos: Arc<AtomicU64>,
+    /// Frames of live sources dropped because the stages were still busy.
+    dropped_frames: Arc<AtomicU64>,
 }
 
 impl Control {
@@ -85,6 +87,16 @@ impl Control {
     /// Returns the total time the run has spent paused so far.
     pub fn paused_total(&self) -> Duration {
         Duration::from_nanos(self.paused_nanos.load(Ordering::SeqCst))
+    }
+
+    /// Counts a frame of a live source that was dropped because the stages were busy.
+    pub fn add_dropped_frame(&self) {
+        self.dropped_frames.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Returns the number of frames dropped so far.
+    pub fn dropped_frames(&self) -> u64 {
+        self.dropped_frames.load(Ordering::SeqCst)
     }
 }
 

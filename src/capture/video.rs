@@ -17,6 +17,7 @@ use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use image::RgbImage;
 use serde::Deserialize;
@@ -74,6 +75,7 @@ struct ProbeStream {
 /// Runs `ffprobe` on `input` and returns its first video stream's properties.
 pub(crate) fn probe(input: &str) -> Result<StreamInfo, CaptureError> {
     let output = Command::new("ffprobe")
+        .args(stream_options(input))
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
         .arg(
             "stream=width,height,avg_frame_rate,r_frame_rate,start_time,duration,nb_frames\
@@ -89,9 +91,16 @@ pub(crate) fn probe(input: &str) -> Result<StreamInfo, CaptureError> {
     };
     if !output.status.success() {
         let message = last_lines(&String::from_utf8_lossy(&output.stderr), 3);
-        return Err(decode_error(format!(
-            "not a readable video (ffprobe: {message})"
-        )));
+        let reason = if is_stream_url(input) {
+            format!(
+                "no readable stream (ffprobe: {message}); a stream is given up after {} s \
+                 without data",
+                STREAM_SILENCE.as_secs()
+            )
+        } else {
+            format!("not a readable video (ffprobe: {message})")
+        };
+        return Err(decode_error(reason));
     }
     let parsed: ProbeOutput = serde_json::from_slice(&output.stdout)
         .map_err(|error| decode_error(format!("unexpected ffprobe output: {error}")))?;
@@ -242,6 +251,7 @@ fn read_log(
 /// A running `ffmpeg` process that decodes one input into frames.
 pub(crate) struct VideoSource {
     input: String,
+    live: bool,
     info: StreamInfo,
     child: Child,
     stdout: ChildStdout,
@@ -281,13 +291,13 @@ impl VideoSource {
                 return Err(CaptureError::Io { path, source });
             }
         };
-        let origin = if is_stream_url(input) {
-            None
-        } else {
-            info.start_time
-        };
+        // A URL without a duration is a live stream; one with a duration is a recording served
+        // over the network, read frame by frame like a file.
+        let live = is_stream_url(input) && info.duration.is_none();
+        let origin = if live { None } else { info.start_time };
         Ok(VideoSource {
             input: input.to_owned(),
+            live,
             origin,
             info,
             child,
@@ -379,6 +389,43 @@ fn spawn_log_reader(
     Ok((thread, frame_infos))
 }
 
+/// How long ffprobe and ffmpeg look at a network stream before reporting its format. Their
+/// default of 5 s is spent twice (ffprobe, then ffmpeg) before a live stream's first frame;
+/// one second still finds the size and rate of MPEG-TS streams with MPEG-2 or H.264 video,
+/// and a stream whose first key frame comes later is read until it arrives.
+const STREAM_ANALYZE: Duration = Duration::from_secs(1);
+
+/// How long a network stream may send nothing before ffprobe or ffmpeg gives up on it.
+/// Without a limit, a wrong UDP address or a sender that stops leaves the run waiting for
+/// ever.
+const STREAM_SILENCE: Duration = Duration::from_secs(10);
+
+/// Options for reading a network stream; none for files.
+///
+/// `-rw_timeout` bounds every protocol's reads and writes. UDP and RTP read through a
+/// receiving thread that it does not cover, so they also get their own `-timeout` (which
+/// other protocols read differently: for RTMP it would mean listening for a connection).
+fn stream_options(input: &str) -> Vec<String> {
+    if !is_stream_url(input) {
+        return Vec::new();
+    }
+    let micros = |duration: Duration| duration.as_micros().to_string();
+    let mut options = vec![
+        "-analyzeduration".to_owned(),
+        micros(STREAM_ANALYZE),
+        "-rw_timeout".to_owned(),
+        micros(STREAM_SILENCE),
+    ];
+    let scheme = input.split("://").next().unwrap_or_default();
+    if ["udp", "rtp"]
+        .iter()
+        .any(|udp| scheme.eq_ignore_ascii_case(udp))
+    {
+        options.extend(["-timeout".to_owned(), micros(STREAM_SILENCE)]);
+    }
+    options
+}
+
 /// Builds the ffmpeg command that writes raw RGB frames to stdout and logs frame times.
 fn ffmpeg_command(input: &str) -> Command {
     let mut command = Command::new("ffmpeg");
@@ -392,6 +439,7 @@ fn ffmpeg_command(input: &str) -> Command {
         ])
         // Keep the container's timestamps; the source subtracts the stream's start itself.
         .arg("-copyts")
+        .args(stream_options(input))
         .args(["-i", input, "-map", "0:v:0", "-vf", "showinfo"])
         .args([
             "-fps_mode",
@@ -462,7 +510,7 @@ impl FrameSource for VideoSource {
     }
 
     fn is_live(&self) -> bool {
-        is_stream_url(&self.input)
+        self.live
     }
 
     fn frame_rate(&self) -> Option<f64> {
@@ -700,5 +748,20 @@ mod tests {
             !Path::new(&format!("/proc/{pid}")).exists(),
             "ffmpeg {pid} was not reaped"
         );
+    }
+
+    #[test]
+    fn stream_options_apply_to_urls_only() {
+        assert!(stream_options("clip.mp4").is_empty());
+        let http = stream_options("http://127.0.0.1:8000/clip.mp4");
+        assert_eq!(
+            http,
+            ["-analyzeduration", "1000000", "-rw_timeout", "10000000"]
+        );
+        // UDP's receiving thread needs its own limit; RTMP must not get `-timeout`, which
+        // would make ffmpeg listen instead of connect.
+        let udp = stream_options("UDP://127.0.0.1:5000");
+        assert_eq!(&udp[4..], ["-timeout", "10000000"]);
+        assert_eq!(stream_options("rtmp://127.0.0.1/live").len(), 4);
     }
 }

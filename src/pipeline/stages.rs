@@ -43,9 +43,7 @@ pub(super) enum Work<F> {
         source: usize,
         message: String,
     },
-    End {
-        dropped_frames: u64,
-    },
+    End,
 }
 
 /// A decoded frame with the time it took.
@@ -68,15 +66,12 @@ pub(super) fn run_decode(
     control: &Control,
     sender: SyncSender<Work<Decoded>>,
 ) {
-    let mut dropped_frames = 0;
     loop {
         for (index, spec) in config.sources.iter().enumerate() {
             if control.is_stop_requested() {
                 break;
             }
-            let keep_going =
-                decode_source(config, control, index, spec, &sender, &mut dropped_frames);
-            if !keep_going {
+            if !decode_source(config, control, index, spec, &sender) {
                 return;
             }
         }
@@ -84,7 +79,7 @@ pub(super) fn run_decode(
             break;
         }
     }
-    let _ = sender.send(Work::End { dropped_frames });
+    let _ = sender.send(Work::End);
 }
 
 /// Sends the frames of one source; returns false when the next stage has gone away.
@@ -94,7 +89,6 @@ fn decode_source(
     index: usize,
     spec: &SourceSpec,
     sender: &SyncSender<Work<Decoded>>,
-    dropped_frames: &mut u64,
 ) -> bool {
     let mut source = match open_source(spec, &config.capture) {
         Ok(source) => source,
@@ -155,7 +149,7 @@ fn decode_source(
         if drop_when_busy {
             match sender.try_send(work) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => *dropped_frames += 1,
+                Err(TrySendError::Full(_)) => control.add_dropped_frame(),
                 Err(TrySendError::Disconnected(_)) => return false,
             }
         } else if sender.send(work).is_err() {
@@ -286,7 +280,7 @@ pub(super) fn run_detect(
             }
             Work::InputError { source, message } => Work::InputError { source, message },
             Work::SourceFailed { source, message } => Work::SourceFailed { source, message },
-            Work::End { dropped_frames } => Work::End { dropped_frames },
+            Work::End => Work::End,
         };
         if sender.send(next).is_err() {
             return;
@@ -413,7 +407,6 @@ impl ClassifyStage {
                 .collect(),
             tta: config.tta,
             frames_seen: 0,
-            dropped_frames: 0,
             failure: None,
             last_activity: Instant::now(),
         };
@@ -425,7 +418,7 @@ impl ClassifyStage {
                 Work::Frame { source, .. }
                 | Work::InputError { source, .. }
                 | Work::SourceFailed { source, .. } => Some(*source),
-                Work::End { .. } => None,
+                Work::End => None,
             };
             if let Some(index) = source {
                 let summary = &mut state.summaries[index];
@@ -450,7 +443,7 @@ impl ClassifyStage {
         }
         let outcome = PipelineOutcome {
             sources: state.summaries,
-            dropped_frames: state.dropped_frames,
+            dropped_frames: control.dropped_frames(),
             failure: state.failure,
         };
         let _ = self.outcome.send(outcome);
@@ -492,8 +485,7 @@ impl ClassifyStage {
                 }
                 let _ = self.events.send(PipelineEvent::InputError(message));
             }
-            Work::End { dropped_frames } => {
-                state.dropped_frames = dropped_frames;
+            Work::End => {
                 let _ = self.events.send(PipelineEvent::EndOfInput);
             }
         }
@@ -526,7 +518,6 @@ struct ClassifyState {
     /// Views of each face whose probabilities are averaged.
     tta: Tta,
     frames_seen: u64,
-    dropped_frames: u64,
     failure: Option<String>,
     /// When the last piece of work was done: the start of the next source's work.
     last_activity: Instant,
