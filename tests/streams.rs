@@ -1,5 +1,6 @@
-//! Network inputs over the loopback interface: a recording served by a small HTTP server, and
-//! a live MPEG-TS stream that ffmpeg sends over UDP in real time.
+//! Network inputs over the loopback interface: a recording served by a small HTTP server, live
+//! MPEG-TS streams that ffmpeg sends in real time over UDP and over TCP to a single client, and
+//! a UDP port where nothing arrives.
 
 mod common;
 
@@ -201,6 +202,70 @@ fn live_udp_stream_until_interrupted() {
     let faces: usize = read_summary(&summary)[0][3].parse().unwrap();
     assert_eq!(faces, rows.len());
     assert!(stdout.contains("frames in"), "{stdout}");
+}
+
+/// Returns a TCP port on the loopback interface that was free a moment ago.
+fn free_tcp_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    listener.local_addr().unwrap().port()
+}
+
+/// Returns true when Linux's socket table shows a TCP socket listening on `port`.
+fn is_listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!(":{port:04X}");
+    // Columns: slot, local address, remote address, state (0A is LISTEN), ...
+    table.lines().skip(1).any(|line| {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        columns.len() > 3 && columns[1].ends_with(&local) && columns[3] == "0A"
+    })
+}
+
+#[test]
+fn single_connection_server_is_read() {
+    // ffmpeg serves the clip once, in real time, to the first client that connects. The
+    // stream has no length, so it is live and a frame may be dropped when analysis lags.
+    let dir = tempfile::tempdir().unwrap();
+    let clip = make_clip(dir.path());
+    let port = free_tcp_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let listening = format!("{url}?listen=1");
+    let server = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-re",
+            "-i",
+        ])
+        .arg(&clip)
+        .args([
+            "-an",
+            "-c:v",
+            "mpeg2video",
+            "-q:v",
+            "5",
+            "-f",
+            "mpegts",
+            &listening,
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ffmpeg runs");
+    let _server = Sender(server);
+    // A client that comes before ffmpeg listens is refused, and a test connection would use
+    // up the only one, so the socket table tells when it listens.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_listening(port) {
+        assert!(Instant::now() < deadline, "ffmpeg never listened on {url}");
+        thread::sleep(Duration::from_millis(100));
+    }
+
+    let (tables, rows) = analyze(&url, &dir.path().join("rows.csv"));
+    assert!(!rows.is_empty(), "{tables}");
+    assert!(rows.len() <= CLIP_FRAMES, "{tables}");
+    assert!(rows.iter().all(|row| row.status == "face"), "{rows:?}");
 }
 
 #[test]

@@ -1,14 +1,18 @@
 //! Video files and network streams, decoded by the `ffmpeg` program into raw RGB frames.
 //!
-//! `ffprobe` first reads the stream's size, rotation, frame rate and start time. Then `ffmpeg`
-//! writes `rgb24` frames to its stdout, while its `showinfo` filter logs each frame's
-//! presentation time to stderr, where a thread parses it. `-fps_mode passthrough` makes ffmpeg
-//! output every decoded frame exactly once, so frames and log lines pair up in order.
+//! For a file, `ffprobe` first reads the stream's size, rotation, frame rate and start time.
+//! Then `ffmpeg` writes `rgb24` frames to its stdout, while its `showinfo` filter logs each
+//! frame's size and presentation time to stderr, where a thread parses it. `-fps_mode
+//! passthrough` makes ffmpeg output every decoded frame exactly once, so frames and log lines
+//! pair up in order.
+//!
+//! A network stream is not probed: a server that serves one connection at a time would give
+//! it to ffprobe, and probing a live stream takes seconds. ffmpeg alone opens it, and the size,
+//! rate, length and start time come from its log before the first frame.
 //!
 //! Timestamps are presentation times relative to the start of the video stream: ffmpeg keeps
-//! the container's times (`-copyts`) and the source subtracts the stream's start time from
-//! ffprobe. A network stream counts from its first received frame instead, because ffprobe
-//! and ffmpeg each open their own connection.
+//! the container's times (`-copyts`) and the source subtracts the stream's start time. A live
+//! stream counts from its first received frame instead.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
@@ -27,14 +31,16 @@ use super::{is_stream_url, CaptureError, Frame, FrameSource};
 /// Number of ffmpeg log lines kept to explain a failure.
 const KEPT_LOG_LINES: usize = 8;
 
-/// Properties of the first video stream, as `ffprobe` reports them.
-#[derive(Clone, Debug, PartialEq)]
+/// Properties of the first video stream, as `ffprobe` (or for a stream, ffmpeg's log) reports
+/// them.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct StreamInfo {
     /// Frame width after applying the rotation metadata, as ffmpeg outputs it.
     pub(crate) width: u32,
     /// Frame height after applying the rotation metadata.
     pub(crate) height: u32,
-    /// Rotation from the display matrix or the `rotate` tag, in degrees.
+    /// Rotation from the display matrix or the `rotate` tag, in degrees; 0 for a network
+    /// stream, whose size is read from frames that ffmpeg has already turned.
     pub(crate) rotation: i32,
     pub(crate) frame_rate: Option<f64>,
     /// Presentation time of the stream's first frame in seconds, when the container stores one.
@@ -75,7 +81,6 @@ struct ProbeStream {
 /// Runs `ffprobe` on `input` and returns its first video stream's properties.
 pub(crate) fn probe(input: &str) -> Result<StreamInfo, CaptureError> {
     let output = Command::new("ffprobe")
-        .args(stream_options(input))
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
         .arg(
             "stream=width,height,avg_frame_rate,r_frame_rate,start_time,duration,nb_frames\
@@ -91,16 +96,9 @@ pub(crate) fn probe(input: &str) -> Result<StreamInfo, CaptureError> {
     };
     if !output.status.success() {
         let message = last_lines(&String::from_utf8_lossy(&output.stderr), 3);
-        let reason = if is_stream_url(input) {
-            format!(
-                "no readable stream (ffprobe: {message}); a stream is given up after {} s \
-                 without data",
-                STREAM_SILENCE.as_secs()
-            )
-        } else {
-            format!("not a readable video (ffprobe: {message})")
-        };
-        return Err(decode_error(reason));
+        return Err(decode_error(format!(
+            "not a readable video (ffprobe: {message})"
+        )));
     }
     let parsed: ProbeOutput = serde_json::from_slice(&output.stdout)
         .map_err(|error| decode_error(format!("unexpected ffprobe output: {error}")))?;
@@ -221,12 +219,61 @@ fn parse_showinfo(line: &str) -> Option<ShowInfo> {
     })
 }
 
-/// Reads ffmpeg's stderr: sends each frame's [`ShowInfo`] and keeps the last problem lines.
-fn read_log(
-    stderr: impl Read,
-    frames: mpsc::Sender<ShowInfo>,
-    problems: Arc<Mutex<VecDeque<String>>>,
-) {
+/// Facts about the input that ffmpeg logs before its first frame.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct LoggedInput {
+    /// Length in seconds; `None` for `Duration: N/A`, as live streams report.
+    duration: Option<f64>,
+    start_time: Option<f64>,
+    frame_rate: Option<f64>,
+}
+
+impl LoggedInput {
+    /// Reads the input header's `Duration: 00:00:19.69, start: 0.000000, bitrate: ...` line
+    /// and the rate in `showinfo`'s `config in time_base: 1/24000, frame_rate: 24000/1001`.
+    /// Only the first of each counts: the output's description follows the input's.
+    fn read_line(&mut self, line: &str, seen_header: &mut bool) {
+        if let Some((_, fields)) = line.split_once("Duration: ") {
+            if *seen_header {
+                return;
+            }
+            *seen_header = true;
+            let mut fields = fields.split(", ");
+            self.duration = fields.next().and_then(parse_clock);
+            self.start_time = fields
+                .find_map(|field| field.strip_prefix("start: "))
+                .and_then(|start| start.trim().parse().ok());
+        } else if let Some((_, config)) = line.split_once("config in ") {
+            if self.frame_rate.is_none() {
+                self.frame_rate = config
+                    .split_once("frame_rate: ")
+                    .and_then(|(_, rate)| parse_rational(rate.trim()));
+            }
+        }
+    }
+}
+
+/// Parses ffmpeg's `HH:MM:SS.ss` into seconds; `N/A` gives `None`.
+fn parse_clock(text: &str) -> Option<f64> {
+    let mut parts = text.trim().split(':');
+    let hours: f64 = parts.next()?.parse().ok()?;
+    let minutes: f64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    Some(hours * 3600.0 + minutes * 60.0 + seconds)
+}
+
+/// The log thread's record of ffmpeg's stderr, besides the per-frame facts.
+#[derive(Debug, Default)]
+struct LogRecord {
+    /// The last warning and error lines, to explain a failure.
+    problems: VecDeque<String>,
+    input: LoggedInput,
+}
+
+/// Reads ffmpeg's stderr: sends each frame's [`ShowInfo`], records the input's header and
+/// keeps the last problem lines.
+fn read_log(stderr: impl Read, frames: mpsc::Sender<ShowInfo>, record: Arc<Mutex<LogRecord>>) {
+    let mut seen_header = false;
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         if let Some(info) = parse_showinfo(&line) {
@@ -234,16 +281,18 @@ fn read_log(
             let _ = frames.send(info);
             continue;
         }
+        let mut record = record.lock().unwrap_or_else(|poison| poison.into_inner());
+        record.input.read_line(&line, &mut seen_header);
         // `-loglevel level+info` tags each line with its level.
         let is_problem = ["[error]", "[fatal]", "[panic]", "[warning]"]
             .iter()
             .any(|tag| line.contains(tag));
         if is_problem {
-            let mut problems = problems.lock().unwrap_or_else(|poison| poison.into_inner());
-            if problems.len() == KEPT_LOG_LINES {
-                problems.pop_front();
+            if record.problems.len() == KEPT_LOG_LINES {
+                record.problems.pop_front();
             }
-            problems.push_back(line.replace("[error] ", "").replace("[fatal] ", ""));
+            let problem = line.replace("[error] ", "").replace("[fatal] ", "");
+            record.problems.push_back(problem);
         }
     }
 }
@@ -256,7 +305,9 @@ pub(crate) struct VideoSource {
     child: Child,
     stdout: ChildStdout,
     frame_infos: Receiver<ShowInfo>,
-    problems: Arc<Mutex<VecDeque<String>>>,
+    /// The first frame's facts, read early to learn a network stream's size.
+    first_shown: Option<ShowInfo>,
+    log: Arc<Mutex<LogRecord>>,
     log_thread: Option<JoinHandle<()>>,
     /// Presentation time that maps to timestamp 0.
     origin: Option<f64>,
@@ -267,12 +318,13 @@ pub(crate) struct VideoSource {
 impl VideoSource {
     /// Probes `input` and starts ffmpeg on it.
     pub(crate) fn open(input: &str) -> Result<VideoSource, CaptureError> {
-        if !is_stream_url(input) && !Path::new(input).exists() {
+        let is_url = is_stream_url(input);
+        if !is_url && !Path::new(input).exists() {
             return Err(CaptureError::NotFound {
                 path: PathBuf::from(input),
             });
         }
-        let info = probe(input)?;
+        let probed = if is_url { None } else { Some(probe(input)?) };
         let mut child = ffmpeg_command(input)
             .spawn()
             .map_err(|source| spawn_error("ffmpeg", source))?;
@@ -281,8 +333,8 @@ impl VideoSource {
             _ => unreachable!("stdout and stderr are piped by ffmpeg_command"),
         };
 
-        let problems = Arc::new(Mutex::new(VecDeque::new()));
-        let (log_thread, frame_infos) = match spawn_log_reader(stderr, Arc::clone(&problems)) {
+        let log = Arc::new(Mutex::new(LogRecord::default()));
+        let (log_thread, frame_infos) = match spawn_log_reader(stderr, Arc::clone(&log)) {
             Ok(started) => started,
             Err(source) => {
                 let _ = child.kill();
@@ -291,23 +343,81 @@ impl VideoSource {
                 return Err(CaptureError::Io { path, source });
             }
         };
-        // A URL without a duration is a live stream; one with a duration is a recording served
-        // over the network, read frame by frame like a file.
-        let live = is_stream_url(input) && info.duration.is_none();
-        let origin = if live { None } else { info.start_time };
-        Ok(VideoSource {
+        let mut source = VideoSource {
             input: input.to_owned(),
-            live,
-            origin,
-            info,
+            live: false,
+            origin: None,
+            info: StreamInfo::default(),
             child,
             stdout,
             frame_infos,
-            problems,
+            first_shown: None,
+            log,
             log_thread: Some(log_thread),
             frames_read: 0,
             finished: false,
-        })
+        };
+        source.info = match probed {
+            Some(info) => info,
+            None => source.read_stream_header()?,
+        };
+        // A URL without a duration is a live stream. One with a duration is a recording served
+        // over the network, which is read frame by frame like a file.
+        source.live = is_url && source.info.duration.is_none();
+        if !source.live {
+            source.origin = source.info.start_time;
+        }
+        Ok(source)
+    }
+
+    /// Waits for a network stream's first frame and returns the stream's properties from the
+    /// log lines ffmpeg wrote before it.
+    fn read_stream_header(&mut self) -> Result<StreamInfo, CaptureError> {
+        let Ok(first) = self.frame_infos.recv() else {
+            // ffmpeg ended without a frame. Its log is complete once it has exited.
+            self.finished = true;
+            let _ = self.child.wait();
+            if let Some(thread) = self.log_thread.take() {
+                let _ = thread.join();
+            }
+            let reason = format!(
+                "no readable video stream (ffmpeg: {}); a stream is given up after {} s \
+                 without data",
+                self.problem_lines(),
+                STREAM_SILENCE.as_secs()
+            );
+            return Err(CaptureError::Decode {
+                path: PathBuf::from(&self.input),
+                reason,
+            });
+        };
+        let logged = self.record().input.clone();
+        let info = StreamInfo {
+            width: first.width,
+            height: first.height,
+            rotation: 0,
+            frame_rate: logged.frame_rate,
+            start_time: logged.start_time,
+            duration: logged.duration,
+            frame_count: None,
+        };
+        self.first_shown = Some(first);
+        Ok(info)
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, LogRecord> {
+        self.log.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Returns ffmpeg's last warning and error lines, joined by " / ".
+    fn problem_lines(&self) -> String {
+        let record = self.record();
+        record
+            .problems
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" / ")
     }
 
     /// Returns the probed stream properties.
@@ -318,11 +428,7 @@ impl VideoSource {
 
     /// Builds the error for a failed run, quoting ffmpeg's own messages.
     fn ffmpeg_error(&self, summary: &str) -> CaptureError {
-        let problems = self
-            .problems
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let log = problems.iter().cloned().collect::<Vec<_>>().join(" / ");
+        let log = self.problem_lines();
         let reason = if log.is_empty() {
             summary.to_owned()
         } else {
@@ -336,6 +442,9 @@ impl VideoSource {
 
     /// Takes the logged facts of the frame just read and checks its size.
     fn next_show_info(&mut self) -> Result<ShowInfo, CaptureError> {
+        if let Some(first) = self.first_shown.take() {
+            return Ok(first);
+        }
         // showinfo logs a frame before ffmpeg writes it, so its line is sent or on its way.
         let Ok(shown) = self.frame_infos.recv() else {
             self.finished = true;
@@ -380,22 +489,22 @@ impl VideoSource {
 /// Starts the thread that reads ffmpeg's log, and returns it with the receiver of frame facts.
 fn spawn_log_reader(
     stderr: ChildStderr,
-    problems: Arc<Mutex<VecDeque<String>>>,
+    record: Arc<Mutex<LogRecord>>,
 ) -> io::Result<(JoinHandle<()>, Receiver<ShowInfo>)> {
     let (sender, frame_infos) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("ffmpeg-log".into())
-        .spawn(move || read_log(stderr, sender, problems))?;
+        .spawn(move || read_log(stderr, sender, record))?;
     Ok((thread, frame_infos))
 }
 
-/// How long ffprobe and ffmpeg look at a network stream before reporting its format. Their
-/// default of 5 s is spent twice (ffprobe, then ffmpeg) before a live stream's first frame;
-/// one second still finds the size and rate of MPEG-TS streams with MPEG-2 or H.264 video,
-/// and a stream whose first key frame comes later is read until it arrives.
+/// How long ffmpeg looks at a network stream before reporting its format. Its default of
+/// 5 s delays a live stream's first frame. One second still finds the size and rate of
+/// MPEG-TS streams with MPEG-2 or H.264 video, and a stream whose first key frame comes later
+/// is read until it arrives.
 const STREAM_ANALYZE: Duration = Duration::from_secs(1);
 
-/// How long a network stream may send nothing before ffprobe or ffmpeg gives up on it.
+/// How long a network stream may send nothing before ffmpeg gives up on it.
 /// Without a limit, a wrong UDP address or a sender that stops leaves the run waiting for
 /// ever.
 const STREAM_SILENCE: Duration = Duration::from_secs(10);
@@ -763,5 +872,38 @@ mod tests {
         let udp = stream_options("UDP://127.0.0.1:5000");
         assert_eq!(&udp[4..], ["-timeout", "10000000"]);
         assert_eq!(stream_options("rtmp://127.0.0.1/live").len(), 4);
+    }
+
+    #[test]
+    fn logged_input_reads_header_and_rate() {
+        let mut input = LoggedInput::default();
+        let mut seen_header = false;
+        let lines = [
+            "[info]   Duration: 00:01:19.69, start: 0.120000, bitrate: 663 kb/s",
+            "[Parsed_showinfo_0 @ 0x56] [info] config in time_base: 1/24000, \
+             frame_rate: 24000/1001",
+            "[Parsed_showinfo_0 @ 0x56] [info] config out time_base: 0/0, frame_rate: 0/0",
+            "[info]   Duration: N/A, start: 9.000000, bitrate: N/A",
+        ];
+        for line in lines {
+            input.read_line(line, &mut seen_header);
+        }
+        assert!((input.duration.unwrap() - 79.69).abs() < 1e-9);
+        assert_eq!(input.start_time, Some(0.12));
+        assert!((input.frame_rate.unwrap() - 23.976).abs() < 1e-3);
+    }
+
+    #[test]
+    fn logged_input_of_live_stream_has_no_duration() {
+        let mut input = LoggedInput::default();
+        let mut seen_header = false;
+        input.read_line(
+            "[info]   Duration: N/A, start: 2.401000, bitrate: N/A",
+            &mut seen_header,
+        );
+        assert_eq!(input.duration, None);
+        assert_eq!(input.start_time, Some(2.401));
+        assert_eq!(parse_clock("N/A"), None);
+        assert_eq!(parse_clock("01:02:03.5"), Some(3723.5));
     }
 }
