@@ -250,6 +250,11 @@ impl App {
         self.control.is_paused()
     }
 
+    /// Returns the number of frames of a live source dropped so far to keep up with it.
+    pub fn dropped_frames(&self) -> u64 {
+        self.control.dropped_frames()
+    }
+
     /// Returns whether the user asked to quit.
     pub fn is_quit_requested(&self) -> bool {
         self.quit_requested

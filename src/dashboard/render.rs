@@ -326,7 +326,8 @@ fn keep_end(text: &str, width: usize) -> String {
     format!("…{tail}")
 }
 
-/// Returns the run state, frame rate, face count, frame position and input errors.
+/// Returns the run state, frame rate, face count, frame position, frames dropped to keep up
+/// with a live source, and input errors.
 fn state_line(app: &App) -> Line<'_> {
     let mut spans = vec![state_span(app)];
     // Once the input has ended the rate of the last second is 0, so the run's mean is shown.
@@ -345,6 +346,10 @@ fn state_line(app: &App) -> Line<'_> {
             )));
         }
         None => spans.push(Span::raw("  no frame yet")),
+    }
+    let dropped = app.dropped_frames();
+    if dropped > 0 {
+        spans.push(Span::raw(format!("  dropped: {dropped}")));
     }
     let (count, last) = app.input_errors();
     if count > 0 {
@@ -497,6 +502,21 @@ mod tests {
         assert!(screen.contains("detect 12.0"));
         assert!(screen.contains("classify 4.2"));
         assert!(screen.contains("running"));
+        assert!(!screen.contains("dropped"));
+    }
+
+    #[test]
+    fn status_counts_dropped_frames() {
+        let (mut app, control) = fixture::app();
+        app.handle_event_at(frame_event(41, 1.37, two_faces()), Instant::now());
+        for _ in 0..3 {
+            control.add_dropped_frame();
+        }
+        let screen = text(&draw(&app, 120, 40));
+        assert!(
+            screen.contains("frame: 41 at 1.37 s  dropped: 3"),
+            "{screen}"
+        );
     }
 
     #[test]
