@@ -114,11 +114,16 @@ fn free_udp_port() -> u16 {
     socket.local_addr().unwrap().port()
 }
 
-/// Starts ffmpeg sending `clip` in a loop, in real time, as MPEG-TS to a UDP port.
-fn send_live_stream(clip: &Path, url: &str) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
-        .args(["-stream_loop", "-1", "-i"])
+/// Starts ffmpeg sending `clip` in real time as MPEG-TS to `url`, again and again when
+/// `looping`.
+fn send_live_stream(clip: &Path, url: &str, looping: bool) -> Sender {
+    let mut command = Command::new("ffmpeg");
+    command.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"]);
+    if looping {
+        command.args(["-stream_loop", "-1"]);
+    }
+    let child = command
+        .arg("-i")
         .arg(clip)
         .args([
             "-an",
@@ -132,7 +137,8 @@ fn send_live_stream(clip: &Path, url: &str) -> Child {
         ])
         .stdin(Stdio::null())
         .spawn()
-        .expect("ffmpeg runs")
+        .expect("ffmpeg runs");
+    Sender(child)
 }
 
 /// Kills the sender when the test ends, passed or failed.
@@ -155,7 +161,7 @@ fn live_udp_stream_until_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let clip = make_clip(dir.path());
     let url = format!("udp://127.0.0.1:{}", free_udp_port());
-    let _sender = Sender(send_live_stream(&clip, &url));
+    let _sender = send_live_stream(&clip, &url, true);
 
     let csv = dir.path().join("faces.csv");
     let summary = dir.path().join("summary.csv");
@@ -230,30 +236,7 @@ fn single_connection_server_is_read() {
     let port = free_tcp_port();
     let url = format!("tcp://127.0.0.1:{port}");
     let listening = format!("{url}?listen=1");
-    let server = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostdin",
-            "-re",
-            "-i",
-        ])
-        .arg(&clip)
-        .args([
-            "-an",
-            "-c:v",
-            "mpeg2video",
-            "-q:v",
-            "5",
-            "-f",
-            "mpegts",
-            &listening,
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("ffmpeg runs");
-    let _server = Sender(server);
+    let _server = send_live_stream(&clip, &listening, false);
     // A client that comes before ffmpeg listens is refused, and a test connection would use
     // up the only one, so the socket table tells when it listens.
     let deadline = Instant::now() + Duration::from_secs(30);
