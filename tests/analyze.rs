@@ -250,6 +250,43 @@ fn annotate_writes_boxed_pictures() {
 }
 
 #[test]
+fn annotate_keeps_pictures_of_equal_names() {
+    // Two different photos, both called single_face.jpg, in two folders of one input.
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    fs::create_dir_all(photos.join("one")).unwrap();
+    fs::create_dir_all(photos.join("two")).unwrap();
+    fs::copy(media("single_face.jpg"), photos.join("one/single_face.jpg")).unwrap();
+    fs::copy(media("multi_face.jpg"), photos.join("two/single_face.jpg")).unwrap();
+    let pictures = dir.path().join("annotated");
+    let out = dir.path().join("rows.csv");
+    let mut command = moodscope();
+    command
+        .args(["analyze", "--recursive", "--annotate"])
+        .arg(&pictures)
+        .arg("--output")
+        .arg(&out)
+        .arg(&photos);
+    assert!(run(&mut command).status.success());
+
+    let mut names: Vec<String> = fs::read_dir(&pictures)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["single_face-2.png", "single_face.png"]);
+    let size = |name: &str| image::image_dimensions(pictures.join(name)).unwrap();
+    assert_eq!(
+        size("single_face.png"),
+        image::image_dimensions(media("single_face.jpg")).unwrap()
+    );
+    assert_eq!(
+        size("single_face-2.png"),
+        image::image_dimensions(media("multi_face.jpg")).unwrap()
+    );
+}
+
+#[test]
 fn single_bad_input_is_an_error_row() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.jpg");

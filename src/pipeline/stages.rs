@@ -12,7 +12,7 @@ use image::GrayImage;
 
 use super::StageTimings;
 use super::{Control, FrameReport, PipelineConfig, PipelineEvent, PipelineOutcome, Sampling};
-use crate::annotate::save_annotated;
+use crate::annotate::Annotator;
 use crate::capture::{open_source, Frame, SourceSpec};
 use crate::detect::{crop_face, FaceBox, FaceDetector};
 use crate::model::{Classifier, Tta};
@@ -407,6 +407,7 @@ impl ClassifyStage {
                 .collect(),
             tta: config.tta,
             frames_seen: 0,
+            annotator: config.annotate.clone().map(Annotator::new),
             failure: None,
             last_activity: Instant::now(),
         };
@@ -467,9 +468,11 @@ impl ClassifyStage {
                         .write_frame(&label, &report, config.no_face_rows)
                         .map_err(|error| error.to_string())?;
                 }
-                if let Some(dir) = &config.annotate {
+                if let Some(annotator) = &mut state.annotator {
                     let label = row_label(&config.sources[source], &report.frame);
-                    save_annotated(dir, &label, &report).map_err(|error| error.to_string())?;
+                    annotator
+                        .save(&label, &report)
+                        .map_err(|error| error.to_string())?;
                 }
                 let _ = self.events.send(PipelineEvent::Frame(Box::new(report)));
             }
@@ -518,6 +521,8 @@ struct ClassifyState {
     /// Views of each face whose probabilities are averaged.
     tta: Tta,
     frames_seen: u64,
+    /// Saves the annotated pictures of `analyze --annotate`.
+    annotator: Option<Annotator>,
     failure: Option<String>,
     /// When the last piece of work was done: the start of the next source's work.
     last_activity: Instant,
