@@ -59,6 +59,8 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
         }
     }
     let mut dropped_frames = 0;
+    // Set when the rows went to a pipe whose reader stopped reading (`analyze | head`).
+    let mut output_closed = false;
     let mut summaries = if sources.is_empty() {
         Vec::new()
     } else {
@@ -98,10 +100,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
             anyhow::bail!("{failure}");
         }
         dropped_frames = outcome.dropped_frames;
+        output_closed = outcome.output_closed;
         outcome.sources
     };
     summaries.extend(unreadable);
-    report(args, &summaries, dropped_frames)
+    report(args, &summaries, dropped_frames, output_closed)
 }
 
 /// Splits a folder input into its videos, each a source of its own in sorted order, followed by
@@ -254,10 +257,12 @@ fn print_above(progress: &ProgressBar, line: &str) {
 ///
 /// `dropped_frames` counts the frames of live streams that arrived while the analysis was
 /// still busy with earlier ones; they have no rows, so the tables say how many there were.
+/// After the reader of the rows closed its pipe, as `head` does, the tables are left out.
 fn report(
     args: &AnalyzeArgs,
     summaries: &[SourceSummary],
     dropped_frames: u64,
+    output_closed: bool,
 ) -> anyhow::Result<RunStatus> {
     let mut overall = SourceSummary::new("all");
     for summary in summaries {
@@ -278,7 +283,7 @@ fn report(
     // Rows on standard output must stay machine-readable, so the tables go to standard error.
     if args.output.is_some() {
         print!("{text}");
-    } else {
+    } else if !output_closed {
         eprint!("{text}");
     }
     if let Some(path) = &args.summary {

@@ -161,6 +161,8 @@ pub struct PipelineOutcome {
     pub sources: Vec<SourceSummary>,
     /// Frames a live source delivered while the stages were still busy with earlier ones.
     pub dropped_frames: u64,
+    /// True when the rows went to a pipe whose reader closed it, which ended the run early.
+    pub output_closed: bool,
     /// Reason the run stopped early, when it could not go on.
     pub failure: Option<String>,
 }
@@ -252,6 +254,7 @@ impl Pipeline {
         self.outcome.recv().unwrap_or_else(|_| PipelineOutcome {
             sources: Vec::new(),
             dropped_frames: 0,
+            output_closed: false,
             failure: Some("the pipeline ended without a result".to_owned()),
         })
     }

@@ -40,6 +40,14 @@ pub enum RecordError {
     },
 }
 
+impl RecordError {
+    /// Returns true when a write failed because the reader of a pipe closed it.
+    pub fn is_closed_pipe(&self) -> bool {
+        matches!(self, RecordError::Write { source, .. }
+            if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
 /// Kind of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -279,7 +287,7 @@ impl Recorder {
 
     fn write_row(&mut self, row: &Row<'_>) -> Result<(), RecordError> {
         let result = match &mut self.sink {
-            Sink::Csv(writer) => writer.serialize(row).map_err(std::io::Error::from),
+            Sink::Csv(writer) => writer.serialize(row).map_err(csv_io_error),
             Sink::Jsonl(writer) => serde_json::to_writer(&mut *writer, row)
                 .map_err(std::io::Error::from)
                 .and_then(|()| writer.write_all(b"\n")),
@@ -297,10 +305,20 @@ impl Recorder {
     }
 }
 
+/// Wraps a CSV error as an I/O error of the same kind, so that a closed pipe stays one.
+fn csv_io_error(error: csv::Error) -> std::io::Error {
+    let kind = match error.kind() {
+        csv::ErrorKind::Io(source) => source.kind(),
+        _ => std::io::ErrorKind::Other,
+    };
+    std::io::Error::new(kind, error)
+}
+
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if let Err(error) = self.flush() {
-            tracing::error!("{error}");
+        match self.flush() {
+            Err(error) if !error.is_closed_pipe() => tracing::error!("{error}"),
+            _ => {}
         }
     }
 }

@@ -287,6 +287,28 @@ fn annotate_keeps_pictures_of_equal_names() {
 }
 
 #[test]
+fn closed_pipe_ends_quietly() {
+    // As `moodscope analyze clip.mp4 | head -1` does: read one line, then close the pipe.
+    let mut child = moodscope()
+        .args(["analyze"])
+        .arg(media("WolfgangLanger_Pexels.mp4"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut header = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut header).unwrap();
+    assert!(header.starts_with("time_utc,source,"), "{header}");
+
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert!(!stderr.contains("frames in"), "{stderr}");
+}
+
+#[test]
 fn single_bad_input_is_an_error_row() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.jpg");

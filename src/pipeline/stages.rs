@@ -17,7 +17,7 @@ use crate::capture::{open_source, Frame, SourceSpec};
 use crate::detect::{crop_face, FaceBox, FaceDetector};
 use crate::model::{Classifier, Tta};
 use crate::record::summary::SourceSummary;
-use crate::record::Recorder;
+use crate::record::{RecordError, Recorder};
 use crate::track::{FaceTemplate, Tracker};
 
 /// Share of the face box added on each side before cropping: the detector's boxes are tighter
@@ -408,6 +408,7 @@ impl ClassifyStage {
             tta: config.tta,
             frames_seen: 0,
             annotator: config.annotate.clone().map(Annotator::new),
+            output_closed: false,
             failure: None,
             last_activity: Instant::now(),
         };
@@ -435,8 +436,12 @@ impl ClassifyStage {
                 control.request_stop();
                 break;
             }
+            if state.output_closed {
+                control.request_stop();
+                break;
+            }
         }
-        if let Some(recorder) = &mut self.recorder {
+        if let (Some(recorder), false) = (&mut self.recorder, state.output_closed) {
             if let Err(error) = recorder.flush() {
                 state.failure = Some(error.to_string());
                 let _ = self.events.send(PipelineEvent::Failed(error.to_string()));
@@ -445,6 +450,7 @@ impl ClassifyStage {
         let outcome = PipelineOutcome {
             sources: state.summaries,
             dropped_frames: control.dropped_frames(),
+            output_closed: state.output_closed,
             failure: state.failure,
         };
         let _ = self.outcome.send(outcome);
@@ -464,9 +470,8 @@ impl ClassifyStage {
                 state.summaries[source].add_frame(&report);
                 if let Some(recorder) = &mut self.recorder {
                     let label = row_label(&config.sources[source], &report.frame);
-                    recorder
-                        .write_frame(&label, &report, config.no_face_rows)
-                        .map_err(|error| error.to_string())?;
+                    let written = recorder.write_frame(&label, &report, config.no_face_rows);
+                    state.check_written(written)?;
                 }
                 if let Some(annotator) = &mut state.annotator {
                     let label = row_label(&config.sources[source], &report.frame);
@@ -507,9 +512,7 @@ impl ClassifyStage {
         state.summaries[source].add_error();
         if let Some(recorder) = &mut self.recorder {
             let label = source_label(&config.sources[source]);
-            recorder
-                .write_input_error(&label, message)
-                .map_err(|error| error.to_string())?;
+            state.check_written(recorder.write_input_error(&label, message))?;
         }
         Ok(())
     }
@@ -523,12 +526,27 @@ struct ClassifyState {
     frames_seen: u64,
     /// Saves the annotated pictures of `analyze --annotate`.
     annotator: Option<Annotator>,
+    /// Set when the reader of the rows on standard output has closed it.
+    output_closed: bool,
     failure: Option<String>,
     /// When the last piece of work was done: the start of the next source's work.
     last_activity: Instant,
 }
 
 impl ClassifyState {
+    /// Turns a failed write of rows into the message that stops the run, unless the reader
+    /// of a pipe has closed it (`analyze | head`): then the run ends quietly.
+    fn check_written(&mut self, written: Result<(), RecordError>) -> Result<(), String> {
+        match written {
+            Err(error) if error.is_closed_pipe() => {
+                self.output_closed = true;
+                Ok(())
+            }
+            Err(error) => Err(error.to_string()),
+            Ok(()) => Ok(()),
+        }
+    }
+
     fn classify(
         &mut self,
         classifier: &Classifier,
