@@ -287,6 +287,27 @@ fn annotate_keeps_pictures_of_equal_names() {
 }
 
 #[test]
+fn summary_in_missing_folder_fails_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.csv");
+    let summary = dir.path().join("no/such/folder/summary.csv");
+    let mut command = moodscope();
+    command
+        .args(["analyze", "--output"])
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .arg(media("single_face.jpg"));
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("summary.csv"), "{stderr}");
+    assert!(stderr.contains("folder does not exist"), "{stderr}");
+    // The run stopped before writing anything.
+    assert!(!out.exists());
+}
+
+#[test]
 fn closed_pipe_ends_quietly() {
     // As `moodscope analyze clip.mp4 | head -1` does: read one line, then close the pipe.
     let mut child = moodscope()

@@ -164,6 +164,30 @@ struct SummaryRow<'a> {
     dominant_share: f64,
 }
 
+/// Checks before a run that its summary can be written to `path` at the end: the folder
+/// exists and the path is not a folder.
+///
+/// # Errors
+///
+/// Returns a [`RecordError::Create`] naming the path.
+pub fn check_summary_path(path: &Path) -> Result<(), RecordError> {
+    let problem = |message: &str| RecordError::Create {
+        path: path.to_owned(),
+        source: std::io::Error::other(message.to_owned()),
+    };
+    if path.is_dir() {
+        return Err(problem("it is a folder"));
+    }
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(problem("its folder does not exist"));
+    }
+    Ok(())
+}
+
 /// Writes one row per source and class, then the overall rows (named `all` by the caller),
 /// when given.
 ///
