@@ -63,8 +63,9 @@ pub struct App {
     arrivals: VecDeque<(Instant, StageTimings)>,
     /// Frames received in the whole run, and the times of the first and the last.
     frames_received: u64,
-    first_arrival: Option<Instant>,
-    last_arrival: Option<Instant>,
+    /// When the first and the newest frame arrived, each with the time paused until then.
+    first_arrival: Option<(Instant, Duration)>,
+    last_arrival: Option<(Instant, Duration)>,
     draw_time: Option<Duration>,
     input_errors: u64,
     last_input_error: Option<String>,
@@ -185,8 +186,9 @@ impl App {
     fn handle_frame(&mut self, report: Box<FrameReport>, now: Instant) {
         self.arrivals.push_back((now, report.timings));
         self.frames_received += 1;
-        self.first_arrival.get_or_insert(now);
-        self.last_arrival = Some(now);
+        let paused = self.control.paused_total();
+        self.first_arrival.get_or_insert((now, paused));
+        self.last_arrival = Some((now, paused));
         self.on_tick(now);
         self.history.record(report.frame.timestamp, &report.faces);
         self.selected = follow_selection(self.selected, &report.faces);
@@ -270,11 +272,16 @@ impl App {
         self.arrivals.len() as f64 / RATE_WINDOW.as_secs_f64()
     }
 
-    /// Returns the mean frame rate from the first frame received to the last, or `None` before
-    /// two frames have arrived.
+    /// Returns the mean frame rate from the first frame received to the last, pauses left out,
+    /// or `None` before two frames have arrived.
     pub fn mean_fps(&self) -> Option<f64> {
-        let (first, last) = (self.first_arrival?, self.last_arrival?);
-        let seconds = last.saturating_duration_since(first).as_secs_f64();
+        let ((first, paused_before), (last, paused_by_end)) =
+            (self.first_arrival?, self.last_arrival?);
+        let pauses = paused_by_end.saturating_sub(paused_before);
+        let seconds = last
+            .saturating_duration_since(first)
+            .saturating_sub(pauses)
+            .as_secs_f64();
         (self.frames_received >= 2 && seconds > 0.0)
             .then(|| (self.frames_received - 1) as f64 / seconds)
     }

@@ -671,6 +671,25 @@ mod tests {
     }
 
     #[test]
+    fn mean_rate_leaves_out_pauses() {
+        let (mut app, control) = fixture::app();
+        let start = Instant::now();
+        // Ten frames a second for half a second, a 4 s pause, then half a second more.
+        for index in 0..11 {
+            if index == 6 {
+                control.add_pause(Duration::from_secs(4));
+            }
+            let pause = if index >= 6 { 4000 } else { 0 };
+            let arrival = start + Duration::from_millis(100 * index + pause);
+            app.handle_event_at(frame_event(index, 0.1 * index as f64, two_faces()), arrival);
+        }
+        app.handle_event(PipelineEvent::EndOfInput);
+        let screen = text(&draw(&app, 120, 40));
+
+        assert!(screen.contains("mean fps: 10.0"), "{screen}");
+    }
+
+    #[test]
     fn long_paths_keep_their_ends() {
         let mut config = fixture::config();
         config.source = format!(
