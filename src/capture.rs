@@ -287,7 +287,7 @@ fn recursive_hint(recursive: bool) -> &'static str {
     if recursive {
         "add images or pass another folder"
     } else {
-        "add images, or search subfolders with the recursive option"
+        "add images, or search subfolders with `analyze --recursive`"
     }
 }
 

@@ -231,6 +231,17 @@ macro_rules! usage {
 }
 pub(crate) use usage;
 
+/// Returns the corrected spelling when the arguments write `--tta VALUE` with a space.
+///
+/// `--tta` alone means mirror averaging, so clap reads the next word as an input file (or a
+/// subcommand) and its message does not say what went wrong. The value needs `=`.
+pub fn tta_value_spelling(args: &[String]) -> Option<String> {
+    args.windows(2).find_map(|pair| {
+        let is_value = ["off", "mirror", "crops"].contains(&pair[1].as_str());
+        (pair[0] == "--tta" && is_value).then(|| format!("--tta={}", pair[1]))
+    })
+}
+
 fn parse_resolution(text: &str) -> Result<(u32, u32), String> {
     let invalid = || format!("invalid resolution \"{text}\": expected WIDTHxHEIGHT, e.g. 1280x720");
     let (width, height) = text.split_once(['x', 'X']).ok_or_else(invalid)?;
@@ -411,6 +422,27 @@ mod tests {
         assert_eq!(defaults.pyramid_scale_factor, 0.8);
         assert_eq!(defaults.slide_window_step, 4);
         assert_eq!(defaults.detect_width, 320);
+    }
+
+    #[test]
+    fn tta_value_after_space_is_caught() {
+        let args = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            tta_value_spelling(&args("moodscope analyze photo.jpg --tta off")),
+            Some("--tta=off".to_owned())
+        );
+        assert_eq!(
+            tta_value_spelling(&args("moodscope --tta crops --input clip.mp4")),
+            Some("--tta=crops".to_owned())
+        );
+        assert_eq!(
+            tta_value_spelling(&args("moodscope analyze --tta photo.jpg")),
+            None
+        );
+        assert_eq!(
+            tta_value_spelling(&args("moodscope analyze --tta=off off")),
+            None
+        );
     }
 
     #[test]

@@ -5,11 +5,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use moodscope::cli::{Cli, Command, UsageError};
+use moodscope::cli::{tta_value_spelling, Cli, Command, UsageError};
 use moodscope::logging::{self, LogTarget};
 use moodscope::monitor::{self, RunStatus};
 
 fn main() -> ExitCode {
+    // Arguments that are not UTF-8 (file names, say) are read lossily for this check only.
+    let words: Vec<String> = std::env::args_os()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    if let Some(spelling) = tta_value_spelling(&words) {
+        eprintln!("moodscope: write {spelling}: the value of --tta must follow an equals sign");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     let target = match &cli.command {
         None if !cli.monitor.headless && !cli.monitor.list_cameras => LogTarget::DefaultFile,

@@ -259,5 +259,5 @@ fn silent_stream_fails_naming_it() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&url), "{stderr}");
-    assert!(stderr.contains("without data"), "{stderr}");
+    assert!(stderr.contains("nothing arrived for 10 s"), "{stderr}");
 }

@@ -21,7 +21,7 @@ use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use serde::Deserialize;
@@ -325,6 +325,7 @@ impl VideoSource {
             });
         }
         let probed = if is_url { None } else { Some(probe(input)?) };
+        let started = Instant::now();
         let mut child = ffmpeg_command(input)
             .spawn()
             .map_err(|source| spawn_error("ffmpeg", source))?;
@@ -359,7 +360,7 @@ impl VideoSource {
         };
         source.info = match probed {
             Some(info) => info,
-            None => source.read_stream_header()?,
+            None => source.read_stream_header(started)?,
         };
         // A URL without a duration is a live stream. One with a duration is a recording served
         // over the network, which is read frame by frame like a file.
@@ -371,8 +372,8 @@ impl VideoSource {
     }
 
     /// Waits for a network stream's first frame and returns the stream's properties from the
-    /// log lines ffmpeg wrote before it.
-    fn read_stream_header(&mut self) -> Result<StreamInfo, CaptureError> {
+    /// log lines ffmpeg wrote before it. `started` is when ffmpeg started.
+    fn read_stream_header(&mut self, started: Instant) -> Result<StreamInfo, CaptureError> {
         let Ok(first) = self.frame_infos.recv() else {
             // ffmpeg ended without a frame. Its log is complete once it has exited.
             self.finished = true;
@@ -380,12 +381,14 @@ impl VideoSource {
             if let Some(thread) = self.log_thread.take() {
                 let _ = thread.join();
             }
-            let reason = format!(
-                "no readable video stream (ffmpeg: {}); a stream is given up after {} s \
-                 without data",
-                self.problem_lines(),
-                STREAM_SILENCE.as_secs()
+            let mut reason = format!(
+                "no readable video stream (ffmpeg: {})",
+                self.problem_lines()
             );
+            if started.elapsed() >= STREAM_SILENCE {
+                let silence = STREAM_SILENCE.as_secs();
+                reason.push_str(&format!("; nothing arrived for {silence} s"));
+            }
             return Err(CaptureError::Decode {
                 path: PathBuf::from(&self.input),
                 reason,

@@ -63,10 +63,10 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let device = resolve_device(request)?;
     let (train, val) = load_data(&args)?;
     println!(
-        "training on {} faces, validating on {} ({})",
+        "training on {} faces ({}), validating on {}",
         train.len(),
-        val.len(),
-        class_list(&train)
+        class_list(&train),
+        val.len()
     );
     let resuming = state.is_some();
     let mut session = Session::new(args, config, device, train, val, resuming)?;
