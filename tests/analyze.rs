@@ -287,6 +287,20 @@ fn annotate_keeps_pictures_of_equal_names() {
 }
 
 #[test]
+fn faces_do_not_carry_over_between_videos() {
+    // The same clip twice: its face sits in the same place at the end of the first pass and
+    // at the start of the second, but the second pass is another source with a face of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.csv");
+    let clip = media("single_face.mp4");
+    let (status, rows) = analyze(&["--every", "24"], &[&clip, &clip], &out);
+    assert_eq!(status, Some(0));
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    let ids: Vec<u64> = rows.iter().map(|row| row.face_id.unwrap()).collect();
+    assert_eq!(ids, [1, 1, 1, 2, 2, 2]);
+}
+
+#[test]
 fn summary_in_missing_folder_fails_first() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rows.csv");

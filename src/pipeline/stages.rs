@@ -409,6 +409,7 @@ impl ClassifyStage {
             frames_seen: 0,
             annotator: config.annotate.clone().map(Annotator::new),
             output_closed: false,
+            last_frame: None,
             failure: None,
             last_activity: Instant::now(),
         };
@@ -466,6 +467,7 @@ impl ClassifyStage {
     ) -> Result<(), String> {
         match work {
             Work::Frame { source, frame } => {
+                state.follow_source(source, frame.frame.index);
                 let report = state.classify(classifier, frame)?;
                 state.summaries[source].add_frame(&report);
                 if let Some(recorder) = &mut self.recorder {
@@ -528,12 +530,26 @@ struct ClassifyState {
     annotator: Option<Annotator>,
     /// Set when the reader of the rows on standard output has closed it.
     output_closed: bool,
+    /// Source index and frame index of the last frame classified.
+    last_frame: Option<(usize, u64)>,
     failure: Option<String>,
     /// When the last piece of work was done: the start of the next source's work.
     last_activity: Instant,
 }
 
 impl ClassifyState {
+    /// Forgets the tracks when the next frame comes from another source, or from an earlier
+    /// point of the same one (a looped video), so that no face carries its id and smoothed
+    /// probabilities over to an unrelated face. Ids stay unique within the run.
+    fn follow_source(&mut self, source: usize, frame_index: u64) {
+        let continues = matches!(self.last_frame,
+            Some((last_source, last_index)) if last_source == source && last_index < frame_index);
+        if !continues {
+            self.tracker.reset();
+        }
+        self.last_frame = Some((source, frame_index));
+    }
+
     /// Turns a failed write of rows into the message that stops the run, unless the reader
     /// of a pipe has closed it (`analyze | head`): then the run ends quietly.
     fn check_written(&mut self, written: Result<(), RecordError>) -> Result<(), String> {
