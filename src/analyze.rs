@@ -280,7 +280,7 @@ fn report(
     }
     if dropped_frames > 0 {
         text.push_str(&format!(
-            "{dropped_frames} frames of live streams dropped to keep up with them\n"
+            "{dropped_frames} frames dropped to keep up with the live inputs\n"
         ));
     }
     // Rows on standard output must stay machine-readable, so the tables go to standard error.

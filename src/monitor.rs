@@ -141,7 +141,7 @@ fn print_cameras() -> anyhow::Result<RunStatus> {
 pub fn drain_headless(pipeline: &Pipeline, events: Receiver<PipelineEvent>) {
     loop {
         if is_interrupted() {
-            tracing::warn!("interrupted: stopping and writing what was processed");
+            eprintln!("interrupted: stopping and writing what was processed");
             pipeline.control.request_stop();
             return;
         }
@@ -173,7 +173,7 @@ fn report_outcome(
     print!("{}", render_text(&summary));
     if outcome.dropped_frames > 0 {
         println!(
-            "{} frames dropped to keep up with the input",
+            "{} frames dropped to keep up with the live input",
             outcome.dropped_frames
         );
     }
