@@ -300,25 +300,30 @@ fn faces_do_not_carry_over_between_videos() {
     assert_eq!(ids, [1, 1, 1, 2, 2, 2]);
 }
 
+/// Runs analyze on a photo with `option value`, expecting exit code 1 before any row is
+/// written to `out`; returns the standard error.
+fn fails_before_writing(option: &str, value: &Path, out: &Path) -> String {
+    let mut command = moodscope();
+    command
+        .args(["analyze", option])
+        .arg(value)
+        .arg("--output")
+        .arg(out)
+        .arg(media("multi_face.jpg"));
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!out.exists(), "{} was created", out.display());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn summary_in_missing_folder_fails_first() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rows.csv");
     let summary = dir.path().join("no/such/folder/summary.csv");
-    let mut command = moodscope();
-    command
-        .args(["analyze", "--output"])
-        .arg(&out)
-        .arg("--summary")
-        .arg(&summary)
-        .arg(media("single_face.jpg"));
-    let output = run(&mut command);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = fails_before_writing("--summary", &summary, &out);
     assert!(stderr.contains("summary.csv"), "{stderr}");
     assert!(stderr.contains("folder does not exist"), "{stderr}");
-    // The run stopped before writing anything.
-    assert!(!out.exists());
 }
 
 #[test]
@@ -446,17 +451,7 @@ fn broken_model_writes_no_output() {
     let model = dir.path().join("model.json");
     fs::write(&model, b"{ not json").unwrap();
     let out = dir.path().join("rows.csv");
-    let mut command = moodscope();
-    command
-        .args(["analyze", "--model"])
-        .arg(&model)
-        .arg("--output")
-        .arg(&out)
-        .arg(media("multi_face.jpg"));
-    let output = run(&mut command);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(!out.exists(), "{} was created", out.display());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = fails_before_writing("--model", &model, &out);
     assert!(stderr.contains("model.json"), "{stderr}");
 
     // Without --output the rows go to standard output, which stays empty.
