@@ -180,7 +180,13 @@ fn expected_frames(sources: &[SourceSpec], sampling: Sampling) -> Option<u64> {
                 (files.len() as u64, None)
             }
         };
-        total += match sampling {
+        // Sampling applies to video frames only; every image is analysed.
+        let sampled = if matches!(source, SourceSpec::Video(_)) {
+            sampling
+        } else {
+            Sampling::EveryFrame
+        };
+        total += match sampled {
             Sampling::EveryFrame => frames,
             Sampling::EveryNth(step) => frames.div_ceil(u64::from(step.max(1))),
             Sampling::PerSecond(per_second) => match rate {
@@ -280,7 +286,7 @@ fn report(
     }
     if dropped_frames > 0 {
         text.push_str(&format!(
-            "{dropped_frames} frames dropped to keep up with the live inputs\n"
+            "{dropped_frames} frames dropped to keep up with live input\n"
         ));
     }
     // Rows on standard output must stay machine-readable, so the tables go to standard error.
@@ -334,6 +340,11 @@ mod tests {
         assert_eq!(
             expected_frames(&sources, Sampling::EveryFrame),
             Some(3 + 1 + 472)
+        );
+        // Sampling thins out the video only.
+        assert_eq!(
+            expected_frames(&sources, Sampling::EveryNth(10)),
+            Some(3 + 1 + 48)
         );
     }
 

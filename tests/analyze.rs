@@ -287,6 +287,23 @@ fn annotate_keeps_pictures_of_equal_names() {
 }
 
 #[test]
+fn sampling_keeps_every_image() {
+    // --fps and --every thin out video frames; a folder's images are all analysed.
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    fs::create_dir(&photos).unwrap();
+    for name in ["a.jpg", "b.jpg", "c.jpg"] {
+        fs::copy(media("single_face.jpg"), photos.join(name)).unwrap();
+    }
+    let out = dir.path().join("rows.csv");
+    for sampling in [["--fps", "1"], ["--every", "5"]] {
+        let (status, rows) = analyze(&sampling, &[&photos], &out);
+        assert_eq!(status, Some(0));
+        assert_eq!(rows.len(), 3, "{sampling:?}: {rows:#?}");
+    }
+}
+
+#[test]
 fn faces_do_not_carry_over_between_videos() {
     // The same clip twice: its face sits in the same place at the end of the first pass and
     // at the start of the second, but the second pass is another source with a face of its own.

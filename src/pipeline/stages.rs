@@ -220,7 +220,12 @@ impl Sampler {
         }
     }
 
+    /// Returns true when `frame` is to be analysed. Still images (frames with a file path) are
+    /// unrelated to each other and all share timestamp 0, so sampling applies to videos only.
     fn accepts(&mut self, frame: &Frame) -> bool {
+        if frame.path.is_some() {
+            return true;
+        }
         let position = self.seen;
         self.seen += 1;
         match self.sampling {
