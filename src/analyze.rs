@@ -265,7 +265,7 @@ fn print_above(progress: &ProgressBar, line: &str) {
 /// Prints the summary tables, writes the summary CSV and chooses the exit status.
 ///
 /// `dropped_frames` counts the frames of live streams that arrived while the analysis was
-/// still busy with earlier ones; they have no rows, so the tables say how many there were.
+/// still busy with earlier ones. They have no rows, so the tables report their number.
 /// After the reader of the rows closed its pipe, as `head` does, the tables are left out.
 fn report(
     args: &AnalyzeArgs,

@@ -39,7 +39,8 @@ pub struct Annotator {
     dir: PathBuf,
     /// The name given to each input, by its row label.
     names: HashMap<String, String>,
-    taken: HashSet<String>,
+    /// Every name given so far.
+    used_names: HashSet<String>,
 }
 
 impl Annotator {
@@ -47,7 +48,7 @@ impl Annotator {
         Annotator {
             dir,
             names: HashMap::new(),
-            taken: HashSet::new(),
+            used_names: HashSet::new(),
         }
     }
 
@@ -78,11 +79,11 @@ impl Annotator {
             .unwrap_or_else(|| "input".to_owned());
         let mut name = stem.clone();
         let mut number = 1;
-        while self.taken.contains(&name) {
+        while self.used_names.contains(&name) {
             number += 1;
             name = format!("{stem}-{number}");
         }
-        self.taken.insert(name.clone());
+        self.used_names.insert(name.clone());
         self.names.insert(input.to_owned(), name.clone());
         name
     }

@@ -238,7 +238,7 @@ fn single_connection_server_is_read() {
     let listening = format!("{url}?listen=1");
     let _server = send_live_stream(&clip, &listening, false);
     // A client that comes before ffmpeg listens is refused, and a test connection would use
-    // up the only one, so the socket table tells when it listens.
+    // up the only one, so the test waits until the socket table shows the listening socket.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !is_listening(port) {
         assert!(Instant::now() < deadline, "ffmpeg never listened on {url}");

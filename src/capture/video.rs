@@ -226,18 +226,20 @@ struct LoggedInput {
     duration: Option<f64>,
     start_time: Option<f64>,
     frame_rate: Option<f64>,
+    /// Set once the input's `Duration:` line has been read.
+    header_read: bool,
 }
 
 impl LoggedInput {
     /// Reads the input header's `Duration: 00:00:19.69, start: 0.000000, bitrate: ...` line
     /// and the rate in `showinfo`'s `config in time_base: 1/24000, frame_rate: 24000/1001`.
     /// Only the first of each counts: the output's description follows the input's.
-    fn read_line(&mut self, line: &str, seen_header: &mut bool) {
+    fn read_line(&mut self, line: &str) {
         if let Some((_, fields)) = line.split_once("Duration: ") {
-            if *seen_header {
+            if self.header_read {
                 return;
             }
-            *seen_header = true;
+            self.header_read = true;
             let mut fields = fields.split(", ");
             self.duration = fields.next().and_then(parse_clock);
             self.start_time = fields
@@ -273,7 +275,6 @@ struct LogRecord {
 /// Reads ffmpeg's stderr: sends each frame's [`ShowInfo`], records the input's header and
 /// keeps the last problem lines.
 fn read_log(stderr: impl Read, frames: mpsc::Sender<ShowInfo>, record: Arc<Mutex<LogRecord>>) {
-    let mut seen_header = false;
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         if let Some(info) = parse_showinfo(&line) {
@@ -282,7 +283,7 @@ fn read_log(stderr: impl Read, frames: mpsc::Sender<ShowInfo>, record: Arc<Mutex
             continue;
         }
         let mut record = record.lock().unwrap_or_else(|poison| poison.into_inner());
-        record.input.read_line(&line, &mut seen_header);
+        record.input.read_line(&line);
         // `-loglevel level+info` tags each line with its level.
         let is_problem = ["[error]", "[fatal]", "[panic]", "[warning]"]
             .iter()
@@ -880,7 +881,6 @@ mod tests {
     #[test]
     fn logged_input_reads_header_and_rate() {
         let mut input = LoggedInput::default();
-        let mut seen_header = false;
         let lines = [
             "[info]   Duration: 00:01:19.69, start: 0.120000, bitrate: 663 kb/s",
             "[Parsed_showinfo_0 @ 0x56] [info] config in time_base: 1/24000, \
@@ -889,7 +889,7 @@ mod tests {
             "[info]   Duration: N/A, start: 9.000000, bitrate: N/A",
         ];
         for line in lines {
-            input.read_line(line, &mut seen_header);
+            input.read_line(line);
         }
         assert!((input.duration.unwrap() - 79.69).abs() < 1e-9);
         assert_eq!(input.start_time, Some(0.12));
@@ -899,11 +899,7 @@ mod tests {
     #[test]
     fn logged_input_of_live_stream_has_no_duration() {
         let mut input = LoggedInput::default();
-        let mut seen_header = false;
-        input.read_line(
-            "[info]   Duration: N/A, start: 2.401000, bitrate: N/A",
-            &mut seen_header,
-        );
+        input.read_line("[info]   Duration: N/A, start: 2.401000, bitrate: N/A");
         assert_eq!(input.duration, None);
         assert_eq!(input.start_time, Some(2.401));
         assert_eq!(parse_clock("N/A"), None);
