@@ -20,7 +20,8 @@ use crate::detect::default_detector_model;
 use crate::model::Classifier;
 use crate::monitor::{install_interrupt_handler, is_interrupted, RunStatus};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling};
-use crate::record::summary::{check_summary_path, render_text, write_summary_csv, SourceSummary};
+use crate::record::check_output_path;
+use crate::record::summary::{render_text, write_summary_csv, SourceSummary};
 use crate::record::Recorder;
 
 /// Runs the analysis.
@@ -39,7 +40,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
     // is written. Loading on the CPU reads the same files the pipeline reads.
     Classifier::load(&args.inference.model_path(), tch::Device::Cpu)?;
     if let Some(path) = &args.summary {
-        check_summary_path(path)?;
+        check_output_path(path)?;
     }
     let mut recorder = open_output(args)?;
 

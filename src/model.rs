@@ -21,8 +21,8 @@ mod tta;
 use std::path::PathBuf;
 
 pub use checkpoint::{
-    load_weights, read_safetensors_header, save_weights, validate_weights, variable_shapes,
-    TensorHeader,
+    copy_variables, load_weights, read_safetensors_header, save_weights, validate_weights,
+    variable_shapes, TensorHeader,
 };
 pub use classifier::{predict_probabilities, Classifier};
 pub(crate) use description::write_atomically;

@@ -17,7 +17,8 @@ use crate::model::Tta;
 use crate::pipeline::{
     source_label, Pipeline, PipelineConfig, PipelineEvent, PipelineOutcome, Sampling,
 };
-use crate::record::summary::{check_summary_path, render_text, write_summary_csv, SourceSummary};
+use crate::record::check_output_path;
+use crate::record::summary::{render_text, write_summary_csv, SourceSummary};
 use crate::record::{Recorder, RowFormat};
 
 /// Frames per detection in the live monitor. Between detections each face is followed by its
@@ -79,7 +80,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
     let (device, precision) = args.inference.resolve()?;
     crate::pipeline::set_torch_threads(args.inference.threads);
     if let Some(path) = &args.summary {
-        check_summary_path(path)?;
+        check_output_path(path)?;
     }
     let recorder = match &args.csv {
         Some(path) => Some(Recorder::create(path, RowFormat::Csv)?),

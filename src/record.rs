@@ -48,6 +48,35 @@ impl RecordError {
     }
 }
 
+/// Checks before a run that a file it writes at the end can be created at `path`: the folder
+/// exists and the path is not a folder.
+///
+/// # Errors
+///
+/// Returns a [`RecordError::Create`] naming the path.
+pub fn check_output_path(path: &Path) -> Result<(), RecordError> {
+    let problem = |message: &str| RecordError::Create {
+        path: path.to_owned(),
+        source: std::io::Error::other(message.to_owned()),
+    };
+    // A path that ends with a separator names a folder, whether or not it exists.
+    let names_folder = path
+        .as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::MAIN_SEPARATOR);
+    if path.is_dir() || names_folder {
+        return Err(problem("it is a folder"));
+    }
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(problem("its folder does not exist"));
+    }
+    Ok(())
+}
+
 /// Kind of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -422,5 +451,18 @@ mod tests {
             .err()
             .unwrap();
         assert!(error.to_string().contains("/no/such/folder/rows.csv"));
+    }
+
+    #[test]
+    fn output_path_needs_a_file_in_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_output_path(&dir.path().join("summary.csv")).is_ok());
+        assert!(check_output_path(Path::new("summary.csv")).is_ok());
+        let folder_error = |path: &Path| check_output_path(path).unwrap_err().to_string();
+        assert!(folder_error(dir.path()).contains("it is a folder"));
+        let missing = dir.path().join("missing").join("");
+        assert!(folder_error(&missing).contains("it is a folder"));
+        let deeper = dir.path().join("missing/summary.csv");
+        assert!(folder_error(&deeper).contains("its folder does not exist"));
     }
 }

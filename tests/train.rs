@@ -55,7 +55,7 @@ fn data_path(relative: &str) -> PathBuf {
     data_root().join(relative)
 }
 
-#[derive(Parser)]
+#[derive(Debug, Parser)]
 struct TrainCli {
     #[command(flatten)]
     args: TrainArgs,
@@ -143,6 +143,7 @@ fn write_model(folder: &Path, stem: &str, architecture: &str, classes: &[Emotion
         parameters: 0,
         training: TrainingRecord::default(),
         evaluations: Vec::new(),
+        extra: Default::default(),
     };
     let path = folder.join(format!("{stem}.json"));
     description.write(&path).unwrap();
@@ -209,6 +210,11 @@ fn csv_malformed_rows_name_line_and_file() {
             format!("3,{bad_pixels},Training\n"),
             "pixel \"256\"",
         ),
+        (
+            "usage.csv",
+            format!("3,{good_pixels},\n"),
+            "the Usage field is empty",
+        ),
     ];
     for (name, bad_row, reason) in cases {
         let path = folder.path().join(name);
@@ -227,6 +233,27 @@ fn csv_malformed_rows_name_line_and_file() {
 }
 
 #[test]
+fn csv_usages_match_without_case_and_empty_files_are_named() {
+    let folder = tempfile::tempdir().unwrap();
+    let pixels = vec!["7"; 2304].join(" ");
+    let path = folder.path().join("mixed.csv");
+    let text = format!(
+        "emotion,pixels,Usage\n3,{pixels},Training\n4,{pixels},training\n6,{pixels},PublicTest\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    let training = dataset::load_split(&path, "TRAINING").unwrap();
+    assert_eq!(training.labels, vec![3, 4]);
+
+    for (name, text) in [("empty.csv", ""), ("header.csv", "emotion,pixels,Usage\n")] {
+        let path = folder.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let error = dataset::load_split(&path, "Training").unwrap_err();
+        assert!(matches!(error, DatasetError::EmptyCsv { .. }), "{error:?}");
+        assert!(error.to_string().contains(name), "{error}");
+    }
+}
+
+#[test]
 fn folder_classes_match_without_case() {
     let root = tempfile::tempdir().unwrap();
     let split = root.path().join("train");
@@ -236,6 +263,8 @@ fn folder_classes_match_without_case() {
         face.save(split.join(folder).join("a.png")).unwrap();
         face.save(split.join(folder).join("b.jpg")).unwrap();
     }
+    // The format comes from the bytes: a PNG named .jpg is read as one.
+    std::fs::rename(split.join("SAD/a.png"), split.join("SAD/a.jpg")).unwrap();
     let loaded = dataset::load_split(root.path(), "TRAIN").unwrap();
     assert_eq!(loaded.len(), 4);
     assert_eq!(loaded.images.size(), vec![4, 1, 48, 48]);
@@ -481,6 +510,14 @@ fn out_of_range_values_are_usage_errors() {
         (&["--val-fraction", "2"], "--val-fraction \"2\" must be"),
         (&["--lr", "5"], "--lr \"5\" must be"),
     ];
+    let cases = cases.into_iter().chain([
+        (
+            &["--classes", "happy,joy"][..],
+            "unknown emotion class \"joy\"",
+        ),
+        (&["--classes", "happy,happy"][..], "name each class once"),
+        (&["--warmup-epochs", "inf"][..], "--warmup-epochs \"inf\""),
+    ]);
     for (options, expected) in cases {
         let error = run_train(&quick_run(folder.path(), options)).unwrap_err();
         let message = format!("{error:#}");
@@ -504,6 +541,113 @@ fn out_of_range_values_are_usage_errors() {
         "2",
     ];
     assert!(TrainCli::try_parse_from(epochs).is_ok());
+    let moved = [
+        "train",
+        "--resume",
+        "runs/any",
+        "--data",
+        "elsewhere/fer2013",
+    ];
+    assert!(TrainCli::try_parse_from(moved).is_ok());
+
+    // A device name is checked while parsing, as every other option is.
+    let device = ["train", "--data", "d", "--out", "o", "--device", "gpu"];
+    let error = TrainCli::try_parse_from(device).unwrap_err().to_string();
+    assert!(error.contains("invalid device \"gpu\""), "{error}");
+    let threads = ["eval", "m.json", "--data", "d", "--threads", "0"];
+    let error = run_eval(&EvalCli::try_parse_from(threads).unwrap().args).unwrap_err();
+    assert!(error.downcast_ref::<moodscope::cli::UsageError>().is_some());
+}
+
+#[test]
+fn new_run_keeps_off_an_earlier_runs_files() {
+    let folder = tempfile::tempdir().unwrap();
+    let best = write_model(folder.path(), "best", "moodnet-w8", &Emotion::ALL);
+    let before = std::fs::read(&best).unwrap();
+    let error = run_train(&quick_run(folder.path(), &["--epochs", "1"])).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("already holds best.json"), "{message}");
+    assert_eq!(std::fs::read(&best).unwrap(), before);
+
+    let file = folder.path().join("best.json");
+    let error = run_train(&quick_run(&file, &["--epochs", "1"])).unwrap_err();
+    assert!(format!("{error:#}").contains("is a file"), "{error:#}");
+}
+
+#[test]
+fn resume_checks_the_saved_run() {
+    let _guard = lock_torch_random();
+    let data = tempfile::tempdir().unwrap();
+    let sample = data.path().join("sample.csv");
+    std::fs::copy(data_path("fer2013-sample.csv"), &sample).unwrap();
+    let run = tempfile::tempdir().unwrap();
+    let options = ["--epochs", "1", "--train-limit", "70", "--val-limit", "35"];
+    let mut args = quick_run(run.path(), &options);
+    args.data = Some(sample.clone());
+    train(&args);
+    let resume = |extra: &[&str]| {
+        let words = [
+            &["--resume", run.path().to_str().unwrap(), "--epochs", "2"],
+            extra,
+        ];
+        run_train(&train_args(&words.concat()))
+    };
+    let state_path = run.path().join("state.json");
+    let state = std::fs::read_to_string(&state_path).unwrap();
+
+    // A hand-edited counter is refused before anything is trained.
+    let mut edited: serde_json::Value = serde_json::from_str(&state).unwrap();
+    edited["step"] = (-5).into();
+    std::fs::write(&state_path, edited.to_string()).unwrap();
+    let message = format!("{:#}", resume(&[]).unwrap_err());
+    assert!(message.contains("step -5 is negative"), "{message}");
+    std::fs::write(&state_path, &state).unwrap();
+
+    // A checkpoint of another epoch is refused and named, whatever the shape of its epoch.
+    let checkpoint = run.path().join("checkpoint.safetensors");
+    let saved = tch::Tensor::read_safetensors(&checkpoint).unwrap();
+    let with_epoch = |epoch: tch::Tensor| {
+        let mut tensors: Vec<(String, tch::Tensor)> = saved
+            .iter()
+            .filter(|(name, _)| name != "run.epoch")
+            .map(|(name, tensor)| (name.clone(), tensor.shallow_clone()))
+            .collect();
+        tensors.push(("run.epoch".to_owned(), epoch));
+        tch::Tensor::write_safetensors(&tensors, &checkpoint).unwrap();
+    };
+    with_epoch(tch::Tensor::scalar_tensor(
+        5,
+        (tch::Kind::Int64, Device::Cpu),
+    ));
+    let message = format!("{:#}", resume(&[]).unwrap_err());
+    assert!(
+        message.contains("checkpoint.safetensors holds epoch 5"),
+        "{message}"
+    );
+    let without_moments: Vec<(String, tch::Tensor)> = saved
+        .iter()
+        .filter(|(name, _)| !name.starts_with("optimizer."))
+        .map(|(name, tensor)| (name.clone(), tensor.shallow_clone()))
+        .collect();
+    tch::Tensor::write_safetensors(&without_moments, &checkpoint).unwrap();
+    let message = format!("{:#}", resume(&[]).unwrap_err());
+    assert!(message.contains("checkpoint.safetensors"), "{message}");
+    assert!(message.contains("is missing"), "{message}");
+    with_epoch(tch::Tensor::scalar_tensor(
+        1,
+        (tch::Kind::Int64, Device::Cpu),
+    ));
+
+    // Moved data is named in the message, and --data gives its new place.
+    let moved = data.path().join("moved.csv");
+    std::fs::rename(&sample, &moved).unwrap();
+    let message = format!("{:#}", resume(&[]).unwrap_err());
+    assert!(message.contains("sample.csv"), "{message}");
+    assert!(message.contains("pass --data"), "{message}");
+    resume(&["--data", moved.to_str().unwrap()]).unwrap();
+    let resumed = RunState::read(run.path()).unwrap();
+    assert_eq!(resumed.epoch, 2);
+    assert_eq!(resumed.args.data.as_deref(), Some(moved.as_path()));
 }
 
 #[test]
@@ -595,6 +739,17 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     description.write(&copy_path).unwrap();
     let second = Classifier::load(&copy_path, Device::Cpu).unwrap();
     assert_eq!(second.classify(&faces).unwrap(), before);
+
+    // The weights are read as safetensors whatever their file is called.
+    std::fs::rename(
+        folder.path().join("copy.safetensors"),
+        folder.path().join("copy.bin"),
+    )
+    .unwrap();
+    description.weights = "copy.bin".to_owned();
+    description.write(&copy_path).unwrap();
+    let renamed = Classifier::load(&copy_path, Device::Cpu).unwrap();
+    assert_eq!(renamed.classify(&faces).unwrap(), before);
     assert_eq!(
         Classifier::load(&path, Device::Cpu)
             .unwrap()
@@ -626,6 +781,13 @@ fn eval_matrix_sums_to_image_count() {
         heatmap.to_str().unwrap(),
         "--record",
     ];
+    // A field added by hand, and a measurement on other data, survive --record.
+    let mut text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    text["notes"] = "kept".into();
+    text["evaluations"] = serde_json::json!([{"data": "other.csv", "split": "PublicTest",
+        "tta": "mirror", "images": 12, "accuracy": 0.5, "macro_f1": 0.4, "command": "by hand"}]);
+    std::fs::write(&model, text.to_string()).unwrap();
     run_eval(&EvalCli::try_parse_from(words).unwrap().args).unwrap();
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
@@ -638,9 +800,13 @@ fn eval_matrix_sums_to_image_count() {
         .sum();
     assert_eq!(total, 105);
     assert!(heatmap.is_file());
-    let recorded = ModelDescription::read(&model).unwrap();
-    assert_eq!(recorded.evaluations.len(), 1);
-    assert_eq!(recorded.evaluations[0].tta, Tta::Mirror);
+    let mut recorded = ModelDescription::read(&model).unwrap();
+    assert_eq!(recorded.extra["notes"], "kept");
+    assert_eq!(recorded.evaluations.len(), 2);
+    assert_eq!(recorded.evaluations[0].data, "other.csv");
+    assert_eq!(recorded.evaluations[1].tta, Tta::Mirror);
+    recorded.evaluations.remove(0);
+    recorded.write(&model).unwrap();
 
     // Crops are recorded beside mirror averaging; a second mirror run replaces the first.
     for tta in ["--tta=crops", "--tta=mirror"] {
@@ -657,6 +823,21 @@ fn eval_matrix_sums_to_image_count() {
     assert_eq!(modes, [Tta::Crops, Tta::Mirror]);
     assert!(recorded.evaluations[0].command.ends_with("--tta=crops"));
     assert_eq!(recorded.evaluations[0].images, 105);
+
+    // Output paths are checked before the evaluation, and never overwrite the model.
+    let weights = folder.path().join("model.safetensors");
+    let missing = folder.path().join("no/report.json");
+    for (path, expected) in [
+        (missing.as_path(), "its folder does not exist"),
+        (weights.as_path(), "would overwrite the model"),
+    ] {
+        let mut words = words.to_vec();
+        words[8] = path.to_str().unwrap();
+        let error = run_eval(&EvalCli::try_parse_from(words).unwrap().args).unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("--report"), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
 }
 
 #[test]

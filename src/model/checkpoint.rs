@@ -223,6 +223,48 @@ pub fn load_weights(
 ) -> Result<(), ModelError> {
     let entries = read_safetensors_header(path)?;
     validate_weights(path, &entries, &variable_shapes(vs), architecture, classes)?;
-    vs.load(path)
-        .map_err(ModelError::torch(format!("loading {}", path.display())))
+    // Read as safetensors whatever the file is called: VarStore::load picks its reader by the
+    // extension and would take another name for a pickled libtorch archive.
+    let tensors: HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(path)
+        .map_err(ModelError::torch(format!("reading {}", path.display())))?
+        .into_iter()
+        .collect();
+    copy_variables(vs, &tensors, "", path)
+}
+
+/// Copies tensors into the variables of a var store, each tensor named as its variable with
+/// `prefix` before the name. `path` names the file they came from in errors.
+///
+/// # Errors
+///
+/// [`ModelError::WeightsInvalid`] when a tensor is missing or has another shape,
+/// [`ModelError::Torch`] when libtorch fails to copy.
+pub fn copy_variables(
+    vs: &VarStore,
+    tensors: &HashMap<String, tch::Tensor>,
+    prefix: &str,
+    path: &Path,
+) -> Result<(), ModelError> {
+    let invalid = |reason: String| ModelError::WeightsInvalid {
+        path: path.to_owned(),
+        reason,
+    };
+    for (name, mut variable) in vs.variables() {
+        let name = format!("{prefix}{name}");
+        let value = tensors
+            .get(&name)
+            .ok_or_else(|| invalid(format!("tensor \"{name}\" is missing")))?;
+        if value.size() != variable.size() {
+            return Err(invalid(format!(
+                "tensor \"{name}\" has shape {:?}, expected {:?}",
+                value.size(),
+                variable.size()
+            )));
+        }
+        tch::no_grad(|| variable.f_copy_(value)).map_err(ModelError::torch(format!(
+            "copying \"{name}\" from {}",
+            path.display()
+        )))?;
+    }
+    Ok(())
 }

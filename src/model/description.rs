@@ -43,6 +43,9 @@ pub struct TrainingRecord {
     pub seed: u64,
     /// Training wall time up to the best epoch, in seconds.
     pub seconds: f64,
+    /// Fields added by hand or by a later version, kept when the file is rewritten.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A measurement of a saved model on a labelled split.
@@ -82,6 +85,9 @@ pub struct ModelDescription {
     /// Measurements by `moodscope eval`, one per split and test-time augmentation.
     #[serde(default)]
     pub evaluations: Vec<EvaluationRecord>,
+    /// Fields added by hand or by a later version, kept when `eval --record` rewrites the file.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ModelDescription {
@@ -134,16 +140,20 @@ impl ModelDescription {
         sorted.sort();
         sorted.dedup();
         if sorted.len() != self.classes.len() {
+            let names: Vec<String> = self.classes.iter().map(ToString::to_string).collect();
             return Err(invalid(format!(
-                "the class list {:?} repeats a class",
-                self.classes
+                "the class list \"{}\" repeats a class",
+                names.join(",")
             )));
         }
-        if self.normalisation.std.is_nan() || self.normalisation.std <= 0.0 {
+        let Normalisation { mean, std } = self.normalisation;
+        if !(mean.is_finite() && std.is_finite() && std > 0.0) {
             return Err(invalid(format!(
-                "normalisation std {} is not positive",
-                self.normalisation.std
+                "normalisation mean {mean} and std {std} must be numbers, the std positive"
             )));
+        }
+        if self.weights.trim().is_empty() {
+            return Err(invalid("the weights file name is empty".to_owned()));
         }
         self.architecture(path).map(|_| ())
     }

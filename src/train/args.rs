@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::ScheduleKind;
-use crate::model::{Architecture, Normalisation, PrecisionRequest, Tta};
+use crate::model::{Architecture, DeviceRequest, Normalisation, PrecisionRequest, Tta};
 
 /// Options that a run saves and `--resume` takes from the run folder.
-const SAVED_OPTIONS: [&str; 29] = [
-    "data",
+const SAVED_OPTIONS: [&str; 28] = [
     "out",
     "init",
     "teacher",
@@ -54,8 +53,9 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
 
     /// Continue the run in DIR from its last checkpoint with its saved options; only
-    /// --epochs and --threads may change (a longer cosine or one-cycle schedule is stretched
-    /// to the new length, so the rate jumps up when it resumes)
+    /// --epochs, --threads and --data (the same data in another place) may change. A longer
+    /// cosine or one-cycle schedule is stretched to the new length, so the rate jumps up when
+    /// it resumes
     #[arg(long, value_name = "DIR", conflicts_with_all = SAVED_OPTIONS)]
     #[serde(skip)]
     pub resume: Option<PathBuf>,
@@ -175,7 +175,7 @@ pub struct TrainArgs {
     pub threads: Option<usize>,
 
     /// Device: cpu, cuda or cuda:N
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = device_value)]
     pub device: String,
 
     /// Train on a stratified sample of about N faces of the training split (for quick checks)
@@ -229,7 +229,7 @@ pub struct EvalArgs {
     pub record: bool,
 
     /// Device: cpu, cuda or cuda:N
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = device_value)]
     pub device: String,
 
     /// Number format of the network: f32, bf16, or auto (bf16 on a CPU with AVX-512 bfloat16
@@ -240,6 +240,13 @@ pub struct EvalArgs {
     /// libtorch intra-op threads [default: libtorch's choice]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+}
+
+/// Checks a --device value when the options are parsed, keeping it as written.
+fn device_value(text: &str) -> Result<String, String> {
+    text.parse::<DeviceRequest>()
+        .map(|_| text.to_owned())
+        .map_err(|error| error.to_string())
 }
 
 /// A training recipe: defaults for every option not given.
@@ -388,10 +395,10 @@ impl TrainConfig {
                 ),
             ),
             (
-                self.warmup_epochs >= 0.0,
+                (0.0..=self.epochs as f64).contains(&self.warmup_epochs),
                 format!(
-                    "--warmup-epochs \"{}\" must not be negative",
-                    self.warmup_epochs
+                    "--warmup-epochs \"{}\" must be from 0 to --epochs ({})",
+                    self.warmup_epochs, self.epochs
                 ),
             ),
             (

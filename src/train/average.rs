@@ -6,6 +6,7 @@
 //! the averaged network is validated. models/README.md gives the measured gain.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::Context;
 use rand::rngs::StdRng;
@@ -103,13 +104,14 @@ impl WeightAverage {
             .collect()
     }
 
-    /// Loads the averaged tensors of a checkpoint, which folded in `count` epochs.
+    /// Loads the averaged tensors of the checkpoint at `path`, which folded in `count` epochs.
     pub fn restore(
         &mut self,
         tensors: &HashMap<String, Tensor>,
         count: usize,
+        path: &Path,
     ) -> anyhow::Result<()> {
-        super::fit::copy_variables(&self.vs, tensors, CHECKPOINT_PREFIX)?;
+        model::copy_variables(&self.vs, tensors, CHECKPOINT_PREFIX, path)?;
         self.count = count;
         Ok(())
     }

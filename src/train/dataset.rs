@@ -36,10 +36,17 @@ pub enum DatasetError {
     },
 
     #[error(
-        "unexpected CSV header {got:?} in {}: expected \"emotion,pixels,Usage\"",
+        "unexpected CSV header \"{}\" in {}: expected \"emotion,pixels,Usage\"",
+        got.join(","),
         path.display()
     )]
     CsvHeader { path: PathBuf, got: Vec<String> },
+
+    #[error(
+        "{} holds no faces: expected the header \"emotion,pixels,Usage\" and one row per face",
+        path.display()
+    )]
+    EmptyCsv { path: PathBuf },
 
     #[error(
         "unknown class folder(s) {names:?} in {}: expected angry, disgust, fear, happy, \
@@ -48,11 +55,8 @@ pub enum DatasetError {
     )]
     UnknownClassFolders { path: PathBuf, names: Vec<String> },
 
-    #[error("cannot decode image {}: {source}", path.display())]
-    Image {
-        path: PathBuf,
-        source: image::ImageError,
-    },
+    #[error("cannot decode image {}: {reason}", path.display())]
+    Image { path: PathBuf, reason: String },
 
     #[error("split \"{split}\" not found in {}: available {available:?}", path.display())]
     SplitNotFound {
@@ -295,6 +299,11 @@ pub fn read_csv(path: &Path) -> Result<BTreeMap<String, Dataset>, DatasetError> 
         .iter()
         .map(|field| field.to_ascii_lowercase())
         .collect();
+    if lower.iter().all(String::is_empty) {
+        return Err(DatasetError::EmptyCsv {
+            path: path.to_owned(),
+        });
+    }
     if lower != ["emotion", "pixels", "usage"] && lower != ["emotion", "pixels"] {
         return Err(DatasetError::CsvHeader {
             path: path.to_owned(),
@@ -311,9 +320,20 @@ pub fn read_csv(path: &Path) -> Result<BTreeMap<String, Dataset>, DatasetError> 
             reason,
         };
         let (label, usage, pixels) = parse_row(&record, header.len(), malformed)?;
+        // Usages are matched without regard to case, under their first spelling in the file.
+        let usage = rows
+            .keys()
+            .find(|known| known.eq_ignore_ascii_case(&usage))
+            .cloned()
+            .unwrap_or(usage);
         let entry = rows.entry(usage).or_default();
         entry.0.extend_from_slice(&pixels);
         entry.1.push(label);
+    }
+    if rows.is_empty() {
+        return Err(DatasetError::EmptyCsv {
+            path: path.to_owned(),
+        });
     }
     rows.into_iter()
         .map(|(usage, (pixels, labels))| Ok((usage, Dataset::from_pixels(pixels, labels)?)))
@@ -322,15 +342,19 @@ pub fn read_csv(path: &Path) -> Result<BTreeMap<String, Dataset>, DatasetError> 
 
 fn csv_error(path: &Path, error: csv::Error) -> DatasetError {
     let line = error.position().map_or(0, csv::Position::line);
+    let reason = match error.kind() {
+        csv::ErrorKind::Utf8 { .. } => "the text is not UTF-8".to_owned(),
+        _ => error.to_string(),
+    };
     match error.into_kind() {
         csv::ErrorKind::Io(source) => DatasetError::Io {
             path: path.to_owned(),
             source,
         },
-        kind => DatasetError::MalformedRow {
+        _ => DatasetError::MalformedRow {
             path: path.to_owned(),
             line,
-            reason: format!("{kind:?}"),
+            reason,
         },
     }
 }
@@ -374,6 +398,9 @@ fn parse_row(
     } else {
         "Training".to_owned()
     };
+    if usage.is_empty() {
+        return Err(malformed("the Usage field is empty".to_owned()));
+    }
     Ok((label, usage, pixels))
 }
 
@@ -460,10 +487,18 @@ fn decode_in_parallel(files: &[(PathBuf, Emotion)]) -> Result<Vec<u8>, DatasetEr
 fn decode_all(files: &[(PathBuf, Emotion)]) -> Result<Vec<u8>, DatasetError> {
     let mut pixels = Vec::with_capacity(files.len() * PIXELS);
     for (path, _) in files {
-        let image = image::open(path)
-            .map_err(|source| DatasetError::Image {
+        // The format is taken from the bytes, so a PNG named .jpg still decodes.
+        let reader = image::ImageReader::open(path)
+            .and_then(image::ImageReader::with_guessed_format)
+            .map_err(|source| DatasetError::Io {
                 path: path.clone(),
                 source,
+            })?;
+        let image = reader
+            .decode()
+            .map_err(|error| DatasetError::Image {
+                path: path.clone(),
+                reason: error.to_string().trim_end().to_owned(),
             })?
             .to_luma8();
         if image.dimensions() == (INPUT_SIZE, INPUT_SIZE) {

@@ -1,8 +1,8 @@
 //! Evaluation of a network on a labelled data set, and the `moodscope eval` command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
@@ -18,6 +18,7 @@ use crate::model::{
     predict_probabilities, resolve_device, resolve_precision, Classifier, DeviceRequest,
     EvaluationRecord, ModelDescription, ModelError, Network, Normalisation, Precision, Tta,
 };
+use crate::record::check_output_path;
 
 /// Face views per forward pass during evaluation.
 const EVAL_BATCH: i64 = 512;
@@ -129,7 +130,9 @@ pub struct EvalReport {
 /// Invalid options, a model that does not load, unreadable data and unwritable outputs.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
-        anyhow::ensure!(threads >= 1, "--threads \"{threads}\" must be at least 1");
+        if threads == 0 {
+            return Err(usage!("--threads \"{threads}\" must be at least 1"));
+        }
         super::set_threads(threads);
     }
     let request: DeviceRequest = args.device.parse()?;
@@ -141,12 +144,15 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         ));
     }
     let classifier = Classifier::load_with_precision(&args.model, device, precision)?;
-    let dataset = dataset::load_split(&args.data, &args.split)?
-        .select_classes(&classifier.description().classes);
+    check_outputs(args, classifier.description())?;
+    let classes = &classifier.description().classes;
+    let dataset = dataset::load_split(&args.data, &args.split)?.select_classes(classes);
     anyhow::ensure!(
         !dataset.is_empty(),
-        "split \"{}\" holds no faces of the model's classes",
-        args.split
+        "split \"{}\" of {} holds no faces of the model's classes ({})",
+        args.split,
+        args.data.display(),
+        dataset::class_names(classes)
     );
     let evaluation = evaluate_classifier(&classifier, &dataset, args.tta)?;
     let matrix = &evaluation.matrix;
@@ -178,6 +184,40 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         record_in_description(args, &report)?;
     }
     Ok(())
+}
+
+/// Checks the --report and --heatmap paths before the evaluation, so that a wrong path is
+/// found before the work rather than after it, and keeps them off the model's own files.
+fn check_outputs(args: &EvalArgs, description: &ModelDescription) -> anyhow::Result<()> {
+    let model_files = [args.model.clone(), description.weights_path(&args.model)];
+    let outputs = [("--report", &args.report), ("--heatmap", &args.heatmap)];
+    for (option, path) in outputs {
+        let Some(path) = path else { continue };
+        check_output_path(path).with_context(|| format!("{option} {}", path.display()))?;
+        if model_files.iter().any(|file| same_file(file, path)) {
+            bail!(
+                "{option} {} would overwrite the model being evaluated",
+                path.display()
+            );
+        }
+    }
+    if let (Some(report), Some(heatmap)) = (&args.report, &args.heatmap) {
+        if report == heatmap || same_file(report, heatmap) {
+            bail!(
+                "--report and --heatmap name the same file, {}",
+                report.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Returns true when both paths exist and lead to the same file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn write_outputs(args: &EvalArgs, report: &EvalReport) -> anyhow::Result<()> {
@@ -225,9 +265,10 @@ fn record_in_description(args: &EvalArgs, report: &EvalReport) -> anyhow::Result
             Tta::Crops => " --tta=crops",
         }
     );
-    description
-        .evaluations
-        .retain(|record| !(record.split == args.split && record.tta == args.tta));
+    // A measurement replaces only the one of the same data, split and averaging.
+    description.evaluations.retain(|record| {
+        !(record.data == data_name && record.split == args.split && record.tta == args.tta)
+    });
     description.evaluations.push(EvaluationRecord {
         data: data_name,
         split: args.split.clone(),

@@ -21,15 +21,15 @@ use super::args::{OptimizerKind, TrainArgs, TrainConfig};
 use super::augment::Augmentation;
 use super::average::WeightAverage;
 use super::dataset::{self, Dataset};
-use super::distill::{soft_cross_entropy, teacher_probabilities};
+use super::distill::{soft_cross_entropy, teacher_probabilities, TEACHER_FILE};
 use super::evaluate::{evaluate_network, Evaluation};
 use super::optimizer::{Adam, AdamConfig};
 use super::plot;
 use super::run_state::*;
 use super::schedule::{Plateau, ScheduleKind, StepSchedule};
 use crate::model::{
-    self, init_he_normal, parameter_counts, resolve_device, Architecture, DeviceRequest,
-    ModelDescription, Network, TrainingRecord, Tta, DESCRIPTION_FORMAT, INPUT_SIZE,
+    self, copy_variables, init_he_normal, parameter_counts, resolve_device, Architecture,
+    DeviceRequest, ModelDescription, Network, TrainingRecord, Tta, DESCRIPTION_FORMAT, INPUT_SIZE,
 };
 
 /// Smallest validation-accuracy gain that resets the early-stop counter.
@@ -46,14 +46,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         None => (args.clone(), None),
     };
     if let (Some(out), None) = (&args.out, &state) {
-        if out.join(STATE_FILE).exists() {
-            bail!(
-                "run folder {} already contains a run: pass --resume {} to continue it, or choose \
-                 another --out",
-                out.display(),
-                out.display()
-            );
-        }
+        check_new_run_folder(out)?;
     }
     let config = TrainConfig::resolve(&args).map_err(|message| crate::cli::usage!("{message}"))?;
     if let Some(threads) = args.threads {
@@ -76,16 +69,57 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     session.run()
 }
 
-/// Reads a run's saved options, applying the --epochs and --threads given now.
+/// Refuses an --out folder that is a file or already holds a run's files, which a new run
+/// would overwrite.
+fn check_new_run_folder(out: &Path) -> anyhow::Result<()> {
+    if out.exists() && !out.is_dir() {
+        bail!("--out {} is a file, not a folder", out.display());
+    }
+    if out.join(STATE_FILE).exists() {
+        bail!(
+            "run folder {} already contains a run: pass --resume {} to continue it, or choose \
+             another --out",
+            out.display(),
+            out.display()
+        );
+    }
+    let run_files = [
+        CHECKPOINT_FILE,
+        BEST_DESCRIPTION_FILE,
+        BEST_WEIGHTS_FILE,
+        EPOCH_LOG_FILE,
+        TEACHER_FILE,
+    ];
+    if let Some(name) = run_files.iter().find(|name| out.join(name).exists()) {
+        bail!(
+            "run folder {} already holds {name} from an earlier run, which a new run would \
+             overwrite: choose another --out, or move the old files away",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Reads a run's saved options, applying the --epochs, --threads and --data given now.
 fn resumed_args(args: &TrainArgs, folder: &Path) -> anyhow::Result<(TrainArgs, Option<RunState>)> {
     let mut state = RunState::read(folder)?;
+    if let Some(data) = &args.data {
+        state.args.data = Some(data.clone());
+    }
+    if let Some(data) = state.args.data.as_ref().filter(|data| !data.exists()) {
+        bail!(
+            "the data of run {}, {} (as state.json records it), does not exist from here: pass \
+             --data with the FER-2013 location",
+            folder.display(),
+            data.display()
+        );
+    }
+    if let Some(epochs) = args.epochs {
+        state.args.epochs = Some(epochs);
+    }
     let mut saved = state.args.clone();
     saved.out = Some(folder.to_owned());
     saved.threads = args.threads;
-    if let Some(epochs) = args.epochs {
-        saved.epochs = Some(epochs);
-        state.args.epochs = Some(epochs);
-    }
     println!("resuming {} after epoch {}", folder.display(), state.epoch);
     Ok((saved, Some(state)))
 }
@@ -108,7 +142,8 @@ fn load_data(args: &TrainArgs) -> anyhow::Result<(Dataset, Dataset)> {
         .classes
         .as_deref()
         .map(dataset::parse_classes)
-        .transpose()?;
+        .transpose()
+        .map_err(|error| crate::cli::usage!("{error}"))?;
     let training = dataset::load_split(data, &args.train_split)?;
     let (mut train, mut val) = match args.val_fraction {
         Some(fraction) => training.stratified_split(fraction, args.seed),
@@ -125,9 +160,21 @@ fn load_data(args: &TrainArgs) -> anyhow::Result<(Dataset, Dataset)> {
         val = val.stratified_sample(limit, args.seed);
     }
     if let Some(position) = train.class_counts().iter().position(|&count| count == 0) {
+        let given: Vec<&str> = [
+            ("--classes", args.classes.is_some()),
+            ("--val-fraction", args.val_fraction.is_some()),
+            ("--train-limit", args.train_limit.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(option, given)| given.then_some(option))
+        .collect();
         bail!(
-            "no training faces of class \"{}\": check --data and --classes",
-            train.classes[position]
+            "no training faces of class \"{}\" are left: check --data{}",
+            train.classes[position],
+            given
+                .iter()
+                .map(|option| format!(", {option}"))
+                .collect::<String>()
         );
     }
     if val.is_empty() {
@@ -229,31 +276,40 @@ impl Session {
     /// Loads the checkpoint of a resumed run and takes over its counters.
     fn restore(&mut self, state: RunState) -> anyhow::Result<()> {
         let path = self.out.join(CHECKPOINT_FILE);
+        if !path.is_file() {
+            bail!(
+                "checkpoint {} is missing: the run cannot be continued; start a new one with \
+                 another --out",
+                path.display()
+            );
+        }
+        // The header check names what is wrong with a truncated or foreign file, in words.
+        model::read_safetensors_header(&path)?;
         let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
             .with_context(|| format!("cannot read checkpoint {}", path.display()))?
             .into_iter()
             .collect();
         let epoch = tensors
             .get(CHECKPOINT_EPOCH_TENSOR)
-            .map(|t| t.int64_value(&[0]));
+            .filter(|tensor| tensor.numel() == 1)
+            .and_then(|tensor| tensor.reshape([1]).f_int64_value(&[0]).ok());
         if epoch != Some(state.epoch as i64) {
+            let found = epoch.map_or("no epoch".to_owned(), |epoch| format!("epoch {epoch}"));
             bail!(
-                "checkpoint {} is of epoch {epoch:?} but state.json says {}: the run stopped while \
-                 saving; delete the run folder and start again",
+                "checkpoint {} holds {found} but state.json says epoch {}: the two files do not \
+                 belong together (a run stopped while saving, or files copied from different \
+                 epochs), so the run cannot be continued; best.json keeps the best model so far",
                 path.display(),
                 state.epoch
             );
         }
-        copy_variables(&self.vs, &tensors, "")
-            .with_context(|| format!("checkpoint {}", path.display()))?;
+        copy_variables(&self.vs, &tensors, "", &path)?;
         self.adam
             .load_state(&tensors, state.step)
-            .map_err(anyhow::Error::msg)?;
+            .map_err(|reason| anyhow::anyhow!("invalid checkpoint {}: {reason}", path.display()))?;
         if let Some(average) = &mut self.average {
             if state.averaged_epochs > 0 {
-                average
-                    .restore(&tensors, state.averaged_epochs)
-                    .with_context(|| format!("checkpoint {}", path.display()))?;
+                average.restore(&tensors, state.averaged_epochs, &path)?;
             }
         }
         self.state = RunState {
@@ -264,6 +320,12 @@ impl Session {
     }
 
     fn run(&mut self) -> anyhow::Result<()> {
+        if self.state.epoch >= self.config.epochs && !self.state.stopped_early {
+            println!(
+                "the run has already finished its {} epochs: pass a larger --epochs to train on",
+                self.config.epochs
+            );
+        }
         let schedule = self.step_schedule();
         while self.state.epoch < self.config.epochs && !self.state.stopped_early {
             let epoch = self.state.epoch + 1;
@@ -496,6 +558,7 @@ impl Session {
             parameters: self.parameters,
             training: self.training_record(evaluation),
             evaluations: Vec::new(),
+            extra: Default::default(),
         };
         description.write(&self.out.join(BEST_DESCRIPTION_FILE))?;
         Ok(())
@@ -525,6 +588,7 @@ impl Session {
             selection_accuracy: evaluation.matrix.accuracy(),
             seed: self.args.seed,
             seconds: self.state.seconds,
+            extra: Default::default(),
         }
     }
 
@@ -672,30 +736,6 @@ fn load_initial_weights(
         architecture,
         train.classes.len(),
     )?;
-    Ok(())
-}
-
-/// Copies checkpoint tensors into the var store's variables of the same shape, named as the
-/// variables after `prefix`.
-pub(super) fn copy_variables(
-    vs: &VarStore,
-    tensors: &HashMap<String, Tensor>,
-    prefix: &str,
-) -> anyhow::Result<()> {
-    for (name, mut variable) in vs.variables() {
-        let name = format!("{prefix}{name}");
-        let value = tensors
-            .get(&name)
-            .with_context(|| format!("tensor \"{name}\" is missing"))?;
-        if value.size() != variable.size() {
-            bail!(
-                "tensor \"{name}\" has shape {:?}, expected {:?}",
-                value.size(),
-                variable.size()
-            );
-        }
-        tch::no_grad(|| variable.f_copy_(value))?;
-    }
     Ok(())
 }
 

@@ -159,6 +159,6 @@ fn draw_heatmap_row(
     Ok(())
 }
 
-fn plot_error<E: std::fmt::Debug>(error: E) -> anyhow::Error {
-    anyhow!("drawing failed: {error:?}")
+fn plot_error<E: std::fmt::Display>(error: E) -> anyhow::Error {
+    anyhow!("drawing failed: {error}")
 }

@@ -80,7 +80,45 @@ impl RunState {
                 folder.display()
             )
         })?;
-        serde_json::from_str(&text).with_context(|| format!("invalid run state {}", path.display()))
+        let state: RunState = serde_json::from_str(&text)
+            .with_context(|| format!("invalid run state {}", path.display()))?;
+        state
+            .check()
+            .map_err(|reason| anyhow::anyhow!("invalid run state {}: {reason}", path.display()))?;
+        Ok(state)
+    }
+
+    /// Checks that the counters agree with each other, as a run writes them.
+    fn check(&self) -> Result<(), String> {
+        if self.step < 0 {
+            return Err(format!("step {} is negative", self.step));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "learning rate {} is not a positive number",
+                self.lr
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.best_accuracy) {
+            return Err(format!(
+                "best accuracy {} is not in 0..1",
+                self.best_accuracy
+            ));
+        }
+        if self.best_epoch > self.epoch {
+            return Err(format!(
+                "best epoch {} comes after epoch {}",
+                self.best_epoch, self.epoch
+            ));
+        }
+        if self.history.len() != self.epoch {
+            return Err(format!(
+                "epoch {} but {} epochs in the history",
+                self.epoch,
+                self.history.len()
+            ));
+        }
+        Ok(())
     }
 
     /// Writes `DIR/state.json` through a temporary file and a rename.
