@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 pub const CLASS_COUNT: usize = 7;
 
 /// One FER-2013 emotion class.
+///
+/// Written in lower case; read without regard to case, as on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Emotion {
     Angry,
     Disgust,
@@ -85,6 +87,14 @@ impl FromStr for Emotion {
     }
 }
 
+impl TryFrom<String> for Emotion {
+    type Error = UnknownEmotion;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
 /// Probabilities of the seven classes for one face, in FER-2013 label order, summing to 1.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmotionScores(pub [f32; CLASS_COUNT]);
@@ -135,6 +145,10 @@ mod tests {
         assert_eq!("Happy".parse::<Emotion>().unwrap(), Emotion::Happy);
         assert_eq!(" SURPRISE ".parse::<Emotion>().unwrap(), Emotion::Surprise);
         assert!("contempt".parse::<Emotion>().is_err());
+        let read: Vec<Emotion> = serde_json::from_str(r#"["Happy", "sad"]"#).unwrap();
+        assert_eq!(read, [Emotion::Happy, Emotion::Sad]);
+        assert_eq!(serde_json::to_string(&read).unwrap(), r#"["happy","sad"]"#);
+        assert!(serde_json::from_str::<Emotion>(r#""contempt""#).is_err());
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub enum Architecture {
 
 impl Architecture {
     /// Names accepted by [`Architecture::from_str`], for messages.
-    pub const NAMES: &'static str = "\"vggface\", \"moodnet\", \"moodnet-wN\"";
+    pub const NAMES: &'static str = "\"vggface\", \"moodnet\", \"moodnet-wN\" (N from 4 to 256)";
 
     /// Returns the variable-name prefix of the final layer, whose first dimension is the class
     /// count.

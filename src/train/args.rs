@@ -93,7 +93,7 @@ pub struct TrainArgs {
     pub train_split: String,
 
     /// Split to validate on and select the best epoch by
-    #[arg(long, default_value = "PublicTest")]
+    #[arg(long, default_value = "PublicTest", conflicts_with = "val_fraction")]
     pub val_split: String,
 
     /// Validate on a stratified, seeded fraction F (0..1) of the training split instead of
