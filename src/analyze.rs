@@ -20,9 +20,9 @@ use crate::detect::default_detector_model;
 use crate::model::Classifier;
 use crate::monitor::{install_interrupt_handler, is_interrupted, RunStatus};
 use crate::pipeline::{Pipeline, PipelineConfig, PipelineEvent, Sampling};
-use crate::record::check_output_path;
 use crate::record::summary::{render_text, write_summary_csv, SourceSummary};
 use crate::record::Recorder;
+use crate::record::{check_output_path, check_outputs_apart};
 
 /// Runs the analysis.
 ///
@@ -39,9 +39,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
     // A model that cannot be loaded stops the run before the output file or the CSV header
     // is written. Loading on the CPU reads the same files the pipeline reads.
     Classifier::load(&args.inference.model_path(), tch::Device::Cpu)?;
-    if let Some(path) = &args.summary {
-        check_output_path(path)?;
-    }
+    check_outputs(args)?;
     let mut recorder = open_output(args)?;
 
     // Inputs that do not exist get their error row now; the rest go through the pipeline.
@@ -63,6 +61,7 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
         }
     }
     let mut dropped_frames = 0;
+    let mut failure = None;
     // Set when the rows went to a pipe whose reader stopped reading (`analyze | head`).
     let mut output_closed = false;
     let mut summaries = if sources.is_empty() {
@@ -100,15 +99,52 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<RunStatus> {
         let (pipeline, events) = Pipeline::start(config, Some(recorder))?;
         follow_progress(&pipeline, events, show_progress, length);
         let outcome = pipeline.finish();
-        if let Some(failure) = outcome.failure {
-            anyhow::bail!("{failure}");
-        }
+        failure = outcome.failure;
         dropped_frames = outcome.dropped_frames;
         output_closed = outcome.output_closed;
         outcome.sources
     };
     summaries.extend(unreadable);
-    report(args, &summaries, dropped_frames, output_closed)
+    let reported = report(args, &summaries, dropped_frames, output_closed);
+    // A run that could not go on still reports what it analysed before the failure.
+    if let Some(failure) = failure {
+        if let Err(error) = reported {
+            eprintln!("moodscope: {error:#}");
+        }
+        anyhow::bail!("{failure}");
+    }
+    reported
+}
+
+/// Checks the outputs before any work: the summary's folder exists, the annotation folder
+/// can be made, and no output overwrites an input or another output.
+fn check_outputs(args: &AnalyzeArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.summary {
+        check_output_path(path)?;
+    }
+    let mut outputs = Vec::new();
+    if let Some(path) = &args.output {
+        outputs.push(("--output", path.as_path()));
+    }
+    if let Some(path) = &args.summary {
+        outputs.push(("--summary", path.as_path()));
+    }
+    if let Some(folder) = &args.annotate {
+        outputs.push(("--annotate", folder.as_path()));
+    }
+    let inputs: Vec<&Path> = args.inputs.iter().map(Path::new).collect();
+    check_outputs_apart(&outputs, &inputs).map_err(|message| usage!("{message}"))?;
+    if let Some(folder) = &args.annotate {
+        if folder.exists() && !folder.is_dir() {
+            return Err(usage!(
+                "--annotate {} is a file, not a folder",
+                folder.display()
+            ));
+        }
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("cannot create the --annotate folder {}", folder.display()))?;
+    }
+    Ok(())
 }
 
 /// Splits a folder input into its videos, each a source of its own in sorted order, followed by

@@ -11,6 +11,7 @@ mod video;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use image::RgbImage;
@@ -28,10 +29,10 @@ pub struct VideoLength {
     pub frame_rate: Option<f64>,
 }
 
-/// Returns the length of a video file, or `None` for a stream URL or a file that ffprobe
-/// cannot read (the decoder reports that file's error when it opens it).
+/// Returns the length of a video file, or `None` for a stream URL, a pipe, or a file that
+/// ffprobe cannot read (the decoder reports that file's error when it opens it).
 pub fn video_length(input: &str) -> Option<VideoLength> {
-    if is_stream_url(input) {
+    if is_read_once(input) {
         return None;
     }
     let info = video::probe(input).ok()?;
@@ -148,6 +149,23 @@ pub(crate) fn is_stream_url(input: &str) -> bool {
     }
 }
 
+/// Returns true when `input` can be read only once: a stream URL, or a pipe, socket or device
+/// file. Such an input is not probed with ffprobe first, which would consume it.
+pub(crate) fn is_read_once(input: &str) -> bool {
+    if is_stream_url(input) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(metadata) = std::fs::metadata(input) {
+            let kind = metadata.file_type();
+            return kind.is_fifo() || kind.is_socket() || kind.is_char_device();
+        }
+    }
+    false
+}
+
 /// File extensions (lower case) that mark a file inside a folder input as a video.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "wmv", "flv", "ts", "3gp",
@@ -169,13 +187,16 @@ fn has_extension(path: &Path, extensions: &[&str]) -> bool {
         .is_some_and(|extension| extensions.contains(&extension.to_ascii_lowercase().as_str()))
 }
 
-/// Settings for opening a source; only cameras use them today.
+/// Settings for opening a source.
 #[derive(Clone, Debug, Default)]
 pub struct CaptureOptions {
     /// Requested camera resolution (width, height); the closest offered one is used.
     pub camera_resolution: Option<(u32, u32)>,
     /// Requested camera frame rate in frames per second; the closest offered one is used.
     pub camera_fps: Option<u32>,
+    /// Set when the run stops. A video source then ends its ffmpeg, whose output a read may
+    /// be waiting for (a pipe without a writer, a stream that went silent).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// Opens the source that `spec` names.
@@ -193,7 +214,10 @@ pub fn open_source(
 ) -> Result<Box<dyn FrameSource>, CaptureError> {
     Ok(match spec {
         SourceSpec::Camera { index } => Box::new(camera::CameraSource::open(*index, options)?),
-        SourceSpec::Video(input) => Box::new(video::VideoSource::open(input)?),
+        SourceSpec::Video(input) => Box::new(video::VideoSource::open_cancellable(
+            input,
+            options.cancel.clone(),
+        )?),
         SourceSpec::Image(path) => Box::new(still::StillSource::open(path)?),
         SourceSpec::Folder { path, recursive } => {
             Box::new(folder::FolderSource::open(path, *recursive)?)

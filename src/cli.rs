@@ -280,6 +280,7 @@ impl MonitorArgs {
         CaptureOptions {
             camera_resolution: self.resolution,
             camera_fps: self.camera_fps,
+            cancel: None,
         }
     }
 

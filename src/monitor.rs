@@ -2,6 +2,7 @@
 //! dashboard or run headless, with optional CSV rows and summary.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Once;
@@ -10,15 +11,15 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::capture::{check_camera_exists, list_cameras, SourceSpec};
-use crate::cli::MonitorArgs;
+use crate::cli::{usage, MonitorArgs};
 use crate::dashboard::{self, DashboardConfig};
 use crate::detect::default_detector_model;
 use crate::model::Tta;
 use crate::pipeline::{
     source_label, Pipeline, PipelineConfig, PipelineEvent, PipelineOutcome, Sampling,
 };
-use crate::record::check_output_path;
 use crate::record::summary::{render_text, write_summary_csv, SourceSummary};
+use crate::record::{check_output_path, check_outputs_apart};
 use crate::record::{Recorder, RowFormat};
 
 /// Frames per detection in the live monitor. Between detections each face is followed by its
@@ -82,6 +83,7 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
     if let Some(path) = &args.summary {
         check_output_path(path)?;
     }
+    check_outputs(args, &source)?;
     let recorder = match &args.csv {
         Some(path) => Some(Recorder::create(path, RowFormat::Csv)?),
         None => None,
@@ -125,6 +127,24 @@ pub fn run(args: &MonitorArgs) -> anyhow::Result<RunStatus> {
     }
     let outcome = pipeline.finish();
     report_outcome(args, &source, outcome)
+}
+
+/// Checks that neither --csv nor --summary overwrites the input or the other.
+fn check_outputs(args: &MonitorArgs, source: &SourceSpec) -> anyhow::Result<()> {
+    let mut outputs = Vec::new();
+    if let Some(path) = &args.csv {
+        outputs.push(("--csv", path.as_path()));
+    }
+    if let Some(path) = &args.summary {
+        outputs.push(("--summary", path.as_path()));
+    }
+    let input = match source {
+        SourceSpec::Camera { .. } => None,
+        SourceSpec::Video(input) => Some(Path::new(input)),
+        SourceSpec::Image(path) | SourceSpec::Folder { path, .. } => Some(path.as_path()),
+    };
+    let inputs: Vec<&Path> = input.into_iter().collect();
+    check_outputs_apart(&outputs, &inputs).map_err(|message| usage!("{message}"))
 }
 
 fn print_cameras() -> anyhow::Result<RunStatus> {

@@ -69,6 +69,11 @@ impl Control {
         self.stop.load(Ordering::SeqCst)
     }
 
+    /// Returns the flag that a stop request sets, for sources that end blocking reads.
+    pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
     /// Pauses or resumes reading frames.
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::SeqCst);

@@ -77,6 +77,51 @@ pub fn check_output_path(path: &Path) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// Checks that no output names an input or another output, which writing it would destroy.
+/// `outputs` pairs each option with its path; paths are compared where they lead, through
+/// links and `..`.
+///
+/// # Errors
+///
+/// A message naming the option and the path.
+pub fn check_outputs_apart(outputs: &[(&str, &Path)], inputs: &[&Path]) -> Result<(), String> {
+    for (position, (option, path)) in outputs.iter().enumerate() {
+        let place = resolved(path);
+        if inputs.iter().any(|input| resolved(input) == place) {
+            return Err(format!(
+                "{option} {} is also an input, which the output would overwrite",
+                path.display()
+            ));
+        }
+        let earlier = outputs[..position]
+            .iter()
+            .find(|(_, other)| resolved(other) == place);
+        if let Some((other, _)) = earlier {
+            return Err(format!(
+                "{other} and {option} name the same file, {}",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Returns where a path leads, through links and `..`, also for a file that does not exist
+/// yet (its folder's real path with its name).
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(folder), path.file_name()) {
+        (Ok(folder), Some(name)) => folder.join(name),
+        _ => path.to_owned(),
+    }
+}
+
 /// Kind of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -190,6 +235,8 @@ pub struct Recorder {
     sink: Sink,
     last_flush: Instant,
     rows: u64,
+    /// Set once a write has failed, which the caller reports; dropping then writes no more.
+    failed: bool,
 }
 
 impl Recorder {
@@ -231,6 +278,7 @@ impl Recorder {
             sink,
             last_flush: Instant::now(),
             rows: 0,
+            failed: false,
         };
         if let Sink::Csv(writer) = &mut recorder.sink {
             // Written at once, so that a run that finds nothing still leaves a well-formed CSV.
@@ -326,7 +374,8 @@ impl Recorder {
         Ok(())
     }
 
-    fn write_error(&self, source: std::io::Error) -> RecordError {
+    fn write_error(&mut self, source: std::io::Error) -> RecordError {
+        self.failed = true;
         RecordError::Write {
             path: self.path.clone(),
             source,
@@ -345,6 +394,9 @@ fn csv_io_error(error: csv::Error) -> std::io::Error {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
+        if self.failed {
+            return;
+        }
         match self.flush() {
             Err(error) if !error.is_closed_pipe() => tracing::error!("{error}"),
             _ => {}
@@ -451,6 +503,29 @@ mod tests {
             .err()
             .unwrap();
         assert!(error.to_string().contains("/no/such/folder/rows.csv"));
+    }
+
+    #[test]
+    fn outputs_keep_apart_from_inputs_and_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("clip.mp4");
+        std::fs::write(&clip, b"frames").unwrap();
+        let rows = dir.path().join("rows.csv");
+        // The same file spelt another way, before it exists.
+        let rows_again = dir.path().join(".").join("rows.csv");
+        let summary = dir.path().join("summary.csv");
+        let apart = [("-o", rows.as_path()), ("--summary", summary.as_path())];
+        assert!(check_outputs_apart(&apart, &[&clip]).is_ok());
+
+        let onto_input = check_outputs_apart(&[("-o", &clip)], &[&clip]).unwrap_err();
+        assert!(onto_input.contains("-o"), "{onto_input}");
+        assert!(onto_input.contains("also an input"), "{onto_input}");
+        let same = [("-o", rows.as_path()), ("--summary", rows_again.as_path())];
+        let message = check_outputs_apart(&same, &[&clip]).unwrap_err();
+        assert!(
+            message.contains("-o and --summary name the same file"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -76,6 +76,151 @@ fn sampling_every_nth_and_per_second() {
     let (_, rows) = analyze(&["--fps", "2"], &[&clip], &out);
     // 3.9 s of video at 2 frames a second.
     assert!((7..=9).contains(&rows.len()), "{} rows", rows.len());
+    // A rate above the clip's keeps every frame, however large it is.
+    let (_, rows) = analyze(&["--fps", "1e300"], &[&clip], &out);
+    assert_eq!(rows.len(), 95);
+}
+
+#[test]
+fn outputs_never_overwrite_inputs_or_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    fs::copy(media("no_face.mp4"), &clip).unwrap();
+    let before = fs::read(&clip).unwrap();
+    let rows = dir.path().join("rows.csv");
+    let cases: [(&[&Path], &str); 3] = [
+        (&[Path::new("--output"), &clip], "--output"),
+        (&[Path::new("--summary"), &clip], "--summary"),
+        (
+            &[Path::new("--output"), &rows, Path::new("--summary"), &rows],
+            "name the same file",
+        ),
+    ];
+    for (options, expected) in cases {
+        let mut command = moodscope();
+        command.arg("analyze").args(options).arg(&clip);
+        let output = run(&mut command);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    assert_eq!(fs::read(&clip).unwrap(), before);
+    assert!(!rows.exists());
+}
+
+#[test]
+fn truncated_video_is_an_error_after_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    // A download cut in half: the index at the front still lists every frame.
+    let whole = dir.path().join("whole.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(media("single_face.mp4"))
+        .args(["-c", "copy", "-movflags", "+faststart"])
+        .arg(&whole)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = fs::read(&whole).unwrap();
+    let cut = dir.path().join("cut.mp4");
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+
+    let out = dir.path().join("rows.csv");
+    let (status, rows) = analyze(&[], &[&cut], &out);
+    assert_eq!(status, Some(3));
+    let (errors, frames): (Vec<&CsvRow>, Vec<&CsvRow>) =
+        rows.iter().partition(|row| row.status == "error");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].error.contains("cut.mp4"), "{}", errors[0].error);
+    assert!(
+        errors[0].error.contains("of its 72 frames"),
+        "{}",
+        errors[0].error
+    );
+    assert!(!errors[0].error.contains(" @ 0x"), "{}", errors[0].error);
+    assert!((10..72).contains(&frames.len()), "{} frames", frames.len());
+}
+
+#[test]
+fn pipe_input_is_read_whole_and_stops_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = dir.path().join("pipe.ts");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    // MPEG-TS written into the pipe: no frame is dropped, since the writer waits for us.
+    let feed = format!(
+        "ffmpeg -v error -nostdin -i '{}' -c copy -f mpegts - > '{}'",
+        media("no_face.mp4").display(),
+        pipe.display()
+    );
+    let mut writer = std::process::Command::new("sh")
+        .args(["-c", &feed])
+        .spawn()
+        .unwrap();
+    let out = dir.path().join("rows.csv");
+    let (status, rows) = analyze(&[], &[&pipe], &out);
+    assert!(writer.wait().unwrap().success());
+    assert_eq!(status, Some(0));
+    assert!(rows.len() >= 95, "{} rows", rows.len());
+    assert!(rows.iter().all(|row| row.status == "no_face"));
+
+    // Without a writer ffmpeg waits for ever; SIGTERM still ends the run with its summary.
+    let summary = dir.path().join("summary.csv");
+    let mut child = moodscope()
+        .args(["analyze", "--output"])
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .arg(&pipe)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let stopped_at = std::time::Instant::now();
+    let signal = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signal.success());
+    let status = child.wait().unwrap();
+    assert!(
+        stopped_at.elapsed().as_secs() < 5,
+        "{:?}",
+        stopped_at.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    assert!(summary.is_file());
+}
+
+#[test]
+fn failed_output_still_writes_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rows.csv");
+    let summary = dir.path().join("summary.csv");
+    // Files may grow to 2 KiB: the rows fill that mid-run, as a full disk would, and the
+    // shorter summary still fits. The ignored SIGXFSZ turns the limit into a write error.
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", "trap '' XFSZ; ulimit -f 4; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_moodscope"))
+        .args(["analyze", "--output"])
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .arg(media("no_face.mp4"));
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("rows.csv"), "{stderr}");
+    // The last row may be cut off where the limit struck.
+    let lines = fs::read_to_string(&out).unwrap().lines().count();
+    assert!((2..96).contains(&lines), "{lines} lines");
+    assert_eq!(stderr.matches("rows.csv").count(), 1, "{stderr}");
+    let summary = common::read_summary(&summary);
+    assert!(!summary.is_empty());
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! pair up in order.
 //!
 //! A network stream is not probed: a server that serves one connection at a time would give
-//! it to ffprobe, and probing a live stream takes seconds. ffmpeg alone opens it, and the size,
+//! it to ffprobe, and probing a live stream takes seconds. Nor is a named pipe, which ffprobe
+//! would empty. ffmpeg alone opens it, and the size,
 //! rate, length and start time come from its log before the first frame.
 //!
 //! Timestamps are presentation times relative to the start of the video stream: ffmpeg keeps
@@ -18,18 +19,22 @@ use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use serde::Deserialize;
 
-use super::{is_stream_url, CaptureError, Frame, FrameSource};
+use super::{is_read_once, is_stream_url, CaptureError, Frame, FrameSource};
 
 /// Number of ffmpeg log lines kept to explain a failure.
 const KEPT_LOG_LINES: usize = 8;
+
+/// How often a source checks whether the run has been stopped, to end its ffmpeg.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// Properties of the first video stream, as `ffprobe` (or for a stream, ffmpeg's log) reports
 /// them.
@@ -95,10 +100,13 @@ pub(crate) fn probe(input: &str) -> Result<StreamInfo, CaptureError> {
         reason,
     };
     if !output.status.success() {
-        let message = last_lines(&String::from_utf8_lossy(&output.stderr), 3);
-        return Err(decode_error(format!(
-            "not a readable video (ffprobe: {message})"
-        )));
+        let message = without_addresses(&last_lines(&String::from_utf8_lossy(&output.stderr), 3));
+        let message = if message.is_empty() {
+            format!("ffprobe ended with {}", output.status)
+        } else {
+            format!("ffprobe: {message}")
+        };
+        return Err(decode_error(format!("not a readable video ({message})")));
     }
     let parsed: ProbeOutput = serde_json::from_slice(&output.stdout)
         .map_err(|error| decode_error(format!("unexpected ffprobe output: {error}")))?;
@@ -269,6 +277,8 @@ fn parse_clock(text: &str) -> Option<f64> {
 struct LogRecord {
     /// The last warning and error lines, to explain a failure.
     problems: VecDeque<String>,
+    /// Lines logged at the error level or above.
+    errors: u64,
     input: LoggedInput,
 }
 
@@ -288,14 +298,37 @@ fn read_log(stderr: impl Read, frames: mpsc::Sender<ShowInfo>, record: Arc<Mutex
         let is_problem = ["[error]", "[fatal]", "[panic]", "[warning]"]
             .iter()
             .any(|tag| line.contains(tag));
+        if ["[error]", "[fatal]", "[panic]"]
+            .iter()
+            .any(|tag| line.contains(tag))
+        {
+            record.errors += 1;
+        }
         if is_problem {
             if record.problems.len() == KEPT_LOG_LINES {
                 record.problems.pop_front();
             }
             let problem = line.replace("[error] ", "").replace("[fatal] ", "");
-            record.problems.push_back(problem);
+            record.problems.push_back(without_addresses(&problem));
         }
     }
+}
+
+/// Removes the memory addresses from ffmpeg's context tags: `[h264 @ 0x55d0c1] msg` becomes
+/// `[h264] msg`.
+fn without_addresses(line: &str) -> String {
+    let mut rest = line;
+    let mut cleaned = String::with_capacity(line.len());
+    while let Some(start) = rest.find(" @ 0x") {
+        cleaned.push_str(&rest[..start]);
+        let address = &rest[start + " @ 0x".len()..];
+        let end = address
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(address.len());
+        rest = &address[end..];
+    }
+    cleaned.push_str(rest);
+    cleaned
 }
 
 /// A running `ffmpeg` process that decodes one input into frames.
@@ -303,7 +336,8 @@ pub(crate) struct VideoSource {
     input: String,
     live: bool,
     info: StreamInfo,
-    child: Child,
+    /// Shared with the thread that ends ffmpeg when the run stops.
+    child: Arc<Mutex<Child>>,
     stdout: ChildStdout,
     frame_infos: Receiver<ShowInfo>,
     /// The first frame's facts, read early to learn a network stream's size.
@@ -318,14 +352,32 @@ pub(crate) struct VideoSource {
 
 impl VideoSource {
     /// Probes `input` and starts ffmpeg on it.
+    #[cfg(test)]
     pub(crate) fn open(input: &str) -> Result<VideoSource, CaptureError> {
+        VideoSource::open_cancellable(input, None)
+    }
+
+    /// Probes `input` and starts ffmpeg on it; ffmpeg is ended once `cancel` is set.
+    pub(crate) fn open_cancellable(
+        input: &str,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<VideoSource, CaptureError> {
         let is_url = is_stream_url(input);
         if !is_url && !Path::new(input).exists() {
             return Err(CaptureError::NotFound {
                 path: PathBuf::from(input),
             });
         }
-        let probed = if is_url { None } else { Some(probe(input)?) };
+        let read_once = is_read_once(input);
+        let is_empty =
+            |path| std::fs::metadata(path).is_ok_and(|file| file.is_file() && file.len() == 0);
+        if !is_url && is_empty(input) {
+            return Err(CaptureError::Decode {
+                path: PathBuf::from(input),
+                reason: "the file is empty".into(),
+            });
+        }
+        let probed = if read_once { None } else { Some(probe(input)?) };
         let started = Instant::now();
         let mut child = ffmpeg_command(input)
             .spawn()
@@ -345,6 +397,10 @@ impl VideoSource {
                 return Err(CaptureError::Io { path, source });
             }
         };
+        let child = Arc::new(Mutex::new(child));
+        if let Some(cancel) = cancel {
+            end_when_cancelled(Arc::downgrade(&child), cancel);
+        }
         let mut source = VideoSource {
             input: input.to_owned(),
             live: false,
@@ -364,9 +420,12 @@ impl VideoSource {
             None => source.read_stream_header(started)?,
         };
         // A URL without a duration is a live stream. One with a duration is a recording served
-        // over the network, which is read frame by frame like a file.
+        // over the network, which is read frame by frame like a file, as is a pipe: its
+        // writer waits while the pipe is full, so no frame needs dropping.
         source.live = is_url && source.info.duration.is_none();
-        if !source.live {
+        // A probed file counts from its stream's start; an input read once counts from its
+        // first frame, since ffmpeg logs the start rounded to microseconds.
+        if !read_once {
             source.origin = source.info.start_time;
         }
         Ok(source)
@@ -378,7 +437,7 @@ impl VideoSource {
         let Ok(first) = self.frame_infos.recv() else {
             // ffmpeg ended without a frame. Its log is complete once it has exited.
             self.finished = true;
-            let _ = self.child.wait();
+            let _ = self.lock_child().wait();
             if let Some(thread) = self.log_thread.take() {
                 let _ = thread.join();
             }
@@ -409,8 +468,12 @@ impl VideoSource {
         Ok(info)
     }
 
-    fn record(&self) -> std::sync::MutexGuard<'_, LogRecord> {
-        self.log.lock().unwrap_or_else(|poison| poison.into_inner())
+    fn record(&self) -> MutexGuard<'_, LogRecord> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_child(&self) -> MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Returns ffmpeg's last warning and error lines, joined by " / ".
@@ -467,26 +530,58 @@ impl VideoSource {
         Ok(shown)
     }
 
-    /// Waits for ffmpeg after its output ended. A failed exit, or output that ended inside a
-    /// frame (`partial`), becomes an error.
+    /// Waits for ffmpeg after its output ended. A failed exit, output that ended inside a
+    /// frame (`partial`), or a file that ended short of its stored frame count with decoding
+    /// errors logged (a truncated download, say) becomes an error.
     fn finish(&mut self, partial: bool) -> Result<Option<Frame>, CaptureError> {
         self.finished = true;
-        let status = self.child.wait().map_err(|source| CaptureError::Io {
-            path: PathBuf::from(&self.input),
-            source,
-        })?;
+        let status = self
+            .lock_child()
+            .wait()
+            .map_err(|source| CaptureError::Io {
+                path: PathBuf::from(&self.input),
+                source,
+            })?;
         // The log thread ends with ffmpeg's stderr, so the problem lines are complete now.
         if let Some(thread) = self.log_thread.take() {
             let _ = thread.join();
+        }
+        let frames = self.frames_read;
+        if let Some(stored) = self.info.frame_count {
+            if status.success() && frames < stored && self.record().errors > 0 {
+                return Err(self.ffmpeg_error(&format!(
+                    "the video ended after {frames} of its {stored} frames"
+                )));
+            }
         }
         if status.success() && !partial {
             return Ok(None);
         }
         let place = if partial { " inside a frame" } else { "" };
-        let frames = self.frames_read;
         Err(self.ffmpeg_error(&format!(
             "decoding stopped{place} after {frames} frames ({status})"
         )))
+    }
+}
+
+/// Starts a thread that kills ffmpeg once `cancel` is set, so that a stop ends a read that
+/// waits for output. The thread ends when the source is dropped.
+fn end_when_cancelled(child: Weak<Mutex<Child>>, cancel: Arc<AtomicBool>) {
+    let watch = move || loop {
+        std::thread::sleep(CANCEL_POLL);
+        let Some(child) = child.upgrade() else { return };
+        if cancel.load(Ordering::SeqCst) {
+            // Fails only when ffmpeg has already exited.
+            let _ = child.lock().unwrap_or_else(PoisonError::into_inner).kill();
+            return;
+        }
+    };
+    // Without the thread a stop still works, only not while a read waits.
+    let spawned = std::thread::Builder::new()
+        .name("ffmpeg-cancel".into())
+        .spawn(watch);
+    if let Err(error) = spawned {
+        tracing::warn!("cannot start the thread that stops ffmpeg: {error}");
     }
 }
 
@@ -635,8 +730,10 @@ impl Drop for VideoSource {
     /// Stops ffmpeg and reaps it, so that an early stop leaves no process behind.
     fn drop(&mut self) {
         // Killing fails only when ffmpeg has already exited, which `wait` then reaps.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = self.lock_child();
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(child);
         if let Some(thread) = self.log_thread.take() {
             let _ = thread.join();
         }
@@ -785,6 +882,16 @@ mod tests {
     }
 
     #[test]
+    fn log_lines_lose_addresses() {
+        let line = "[mov,mp4,m4a @ 0x562ed9872940] stream 0: partial file";
+        assert_eq!(
+            without_addresses(line),
+            "[mov,mp4,m4a] stream 0: partial file"
+        );
+        assert_eq!(without_addresses("no tag here"), "no tag here");
+    }
+
+    #[test]
     fn missing_video_is_not_found() {
         let Err(error) = VideoSource::open("no/such/clip.mp4") else {
             panic!("a missing file opened");
@@ -809,7 +916,7 @@ mod tests {
         let mut video = VideoSource::open(&clip).unwrap();
         assert!(video.next_frame().unwrap().is_some());
         let status = Command::new("kill")
-            .args(["-KILL", &video.child.id().to_string()])
+            .args(["-KILL", &video.lock_child().id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -847,7 +954,7 @@ mod tests {
         );
 
         let mut video = VideoSource::open(&clip).unwrap();
-        let pid = video.child.id();
+        let pid = video.lock_child().id();
         assert!(video.next_frame().unwrap().is_some());
         let started = Instant::now();
         drop(video);

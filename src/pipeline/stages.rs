@@ -13,7 +13,7 @@ use image::GrayImage;
 use super::StageTimings;
 use super::{Control, FrameReport, PipelineConfig, PipelineEvent, PipelineOutcome, Sampling};
 use crate::annotate::Annotator;
-use crate::capture::{open_source, Frame, SourceSpec};
+use crate::capture::{open_source, CaptureOptions, Frame, SourceSpec};
 use crate::detect::{crop_face, FaceBox, FaceDetector};
 use crate::model::{Classifier, Tta};
 use crate::record::summary::SourceSummary;
@@ -66,12 +66,16 @@ pub(super) fn run_decode(
     control: &Control,
     sender: SyncSender<Work<Decoded>>,
 ) {
+    let capture = CaptureOptions {
+        cancel: Some(control.stop_flag()),
+        ..config.capture.clone()
+    };
     loop {
         for (index, spec) in config.sources.iter().enumerate() {
             if control.is_stop_requested() {
                 break;
             }
-            if !decode_source(config, control, index, spec, &sender) {
+            if !decode_source(config, &capture, control, index, spec, &sender) {
                 return;
             }
         }
@@ -85,13 +89,16 @@ pub(super) fn run_decode(
 /// Sends the frames of one source; returns false when the next stage has gone away.
 fn decode_source(
     config: &PipelineConfig,
+    capture: &CaptureOptions,
     control: &Control,
     index: usize,
     spec: &SourceSpec,
     sender: &SyncSender<Work<Decoded>>,
 ) -> bool {
-    let mut source = match open_source(spec, &config.capture) {
+    let mut source = match open_source(spec, capture) {
         Ok(source) => source,
+        // A stop ends ffmpeg, which then looks like a failed input.
+        Err(_) if control.is_stop_requested() => return true,
         Err(error) => {
             let message = error.to_string();
             return sender
@@ -114,6 +121,7 @@ fn decode_source(
         let frame = match source.next_frame() {
             Ok(Some(frame)) => frame,
             Ok(None) => return true,
+            Err(_) if control.is_stop_requested() => return true,
             Err(error) => {
                 let message = error.to_string();
                 let work = if error.is_recoverable() {
@@ -236,10 +244,11 @@ impl Sampler {
                 if frame.timestamp + 1e-9 < *next {
                     return false;
                 }
-                // Step from the due time, not the frame's, so the rate holds on average.
-                while *next <= frame.timestamp + 1e-9 {
-                    *next += 1.0 / rate;
-                }
+                // Step from the due time, not the frame's, so the rate holds on average, over
+                // every period that has begun by this frame at once.
+                let period = 1.0 / rate;
+                let begun = ((frame.timestamp + 1e-9 - *next) / period).floor() + 1.0;
+                *next += begun * period;
                 true
             }
         }
