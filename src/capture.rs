@@ -149,6 +149,10 @@ pub(crate) fn is_stream_url(input: &str) -> bool {
     }
 }
 
+/// Largest frame, as 8-bit RGB, that a source accepts: 512 MiB, the image crate's default
+/// allocation limit, or about 179 million pixels. A small file can claim a far larger size.
+pub(crate) const MAX_FRAME_BYTES: u64 = 512 << 20;
+
 /// Returns true when `input` can be read only once: a stream URL, or a pipe, socket or device
 /// file. Such an input is not probed with ffprobe first, which would consume it.
 pub(crate) fn is_read_once(input: &str) -> bool {

@@ -7,7 +7,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 
-use super::{CaptureError, Frame, FrameSource};
+use super::{CaptureError, Frame, FrameSource, MAX_FRAME_BYTES};
 
 /// Decodes an image file into upright 8-bit RGB.
 ///
@@ -51,6 +51,17 @@ pub fn load_image(path: &Path) -> Result<RgbImage, CaptureError> {
     }
     let mut decoder = reader
         .into_decoder()
+        .map_err(|error| decode_error(error.to_string()))?;
+    // A small file can unpack to gigabytes: refuse what would not fit the frame budget.
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) * 3 > MAX_FRAME_BYTES {
+        return Err(decode_error(format!(
+            "the image is {width}x{height} pixels, more than the {} MiB of RGB allowed",
+            MAX_FRAME_BYTES >> 20
+        )));
+    }
+    decoder
+        .set_limits(image::Limits::default())
         .map_err(|error| decode_error(error.to_string()))?;
     // A missing or unreadable EXIF block only means the image is stored upright.
     let orientation = decoder.orientation().ok();
@@ -188,6 +199,40 @@ mod tests {
 
     fn face() -> RgbImage {
         load_image(&crate::assets::media_dir().join("single_face.jpg")).unwrap()
+    }
+
+    /// Returns the CRC-32 of PNG chunks (reflected polynomial 0xEDB88320).
+    fn png_crc(bytes: &[u8]) -> u32 {
+        let mut crc = u32::MAX;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn huge_image_is_rejected_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.png");
+        GrayImage::new(4, 4).save(&path).unwrap();
+        // Rewrite the header to claim 30000x30000 pixels, as a decompression bomb would.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[16..20].copy_from_slice(&30_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&30_000u32.to_be_bytes());
+        let crc = png_crc(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&path, bytes).unwrap();
+
+        let error = load_image(&path).unwrap_err().to_string();
+        assert!(error.contains("huge.png"), "{error}");
+        assert!(error.contains("30000x30000 pixels"), "{error}");
     }
 
     /// Returns the mean absolute difference per channel between two same-sized images.

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use serde::Deserialize;
 
-use super::{is_read_once, is_stream_url, CaptureError, Frame, FrameSource};
+use super::{is_read_once, is_stream_url, CaptureError, Frame, FrameSource, MAX_FRAME_BYTES};
 
 /// Number of ffmpeg log lines kept to explain a failure.
 const KEPT_LOG_LINES: usize = 8;
@@ -419,6 +419,17 @@ impl VideoSource {
             Some(info) => info,
             None => source.read_stream_header(started)?,
         };
+        let (width, height) = (source.info.width, source.info.height);
+        if u64::from(width) * u64::from(height) * 3 > MAX_FRAME_BYTES {
+            return Err(CaptureError::Decode {
+                path: PathBuf::from(input),
+                reason: format!(
+                    "the frames are {width}x{height} pixels, more than the {} MiB of RGB \
+                     allowed",
+                    MAX_FRAME_BYTES >> 20
+                ),
+            });
+        }
         // A URL without a duration is a live stream. One with a duration is a recording served
         // over the network, which is read frame by frame like a file, as is a pipe: its
         // writer waits while the pipe is full, so no frame needs dropping.
