@@ -134,6 +134,19 @@ fn check_outputs(args: &AnalyzeArgs) -> anyhow::Result<()> {
     }
     let inputs: Vec<&Path> = args.inputs.iter().map(Path::new).collect();
     check_outputs_apart(&outputs, &inputs).map_err(|message| usage!("{message}"))?;
+    for (option, path) in &outputs {
+        let folder = inputs
+            .iter()
+            .find(|input| is_folder_member(path, input, args.recursive));
+        if let Some(folder) = folder {
+            return Err(usage!(
+                "{option} {} is one of the files of the input folder {}, which the output \
+                 would overwrite",
+                path.display(),
+                folder.display()
+            ));
+        }
+    }
     if let Some(folder) = &args.annotate {
         if folder.exists() && !folder.is_dir() {
             return Err(usage!(
@@ -145,6 +158,21 @@ fn check_outputs(args: &AnalyzeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create the --annotate folder {}", folder.display()))?;
     }
     Ok(())
+}
+
+/// Returns true when `path` is an existing image or video that the folder input `folder`
+/// contributes: a file in it, or below it when `recursive`.
+fn is_folder_member(path: &Path, folder: &Path, recursive: bool) -> bool {
+    if !(has_video_extension(path) || has_image_extension(path)) {
+        return false;
+    }
+    let (Ok(file), Ok(folder)) = (path.canonicalize(), folder.canonicalize()) else {
+        return false;
+    };
+    if !folder.is_dir() {
+        return false;
+    }
+    file.parent() == Some(folder.as_path()) || (recursive && file.starts_with(&folder))
 }
 
 /// Splits a folder input into its videos, each a source of its own in sorted order, followed by

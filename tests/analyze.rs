@@ -79,6 +79,11 @@ fn sampling_every_nth_and_per_second() {
     // A rate above the clip's keeps every frame, however large it is.
     let (_, rows) = analyze(&["--fps", "1e300"], &[&clip], &out);
     assert_eq!(rows.len(), 95);
+    // So does the clip's own rate (30 fps, 72 frames), despite rounded frame times.
+    let (_, rows) = analyze(&["--fps", "30"], &[&media("single_face.mp4")], &out);
+    let mut frames: Vec<u64> = rows.iter().filter_map(|row| row.frame).collect();
+    frames.dedup();
+    assert_eq!(frames.len(), 72);
 }
 
 #[test]
@@ -104,6 +109,20 @@ fn outputs_never_overwrite_inputs_or_each_other() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{stderr}");
     }
+    // A file of a folder input is an input too.
+    let mut command = moodscope();
+    command
+        .args(["analyze", "--output"])
+        .arg(&clip)
+        .arg(dir.path());
+    let output = run(&mut command);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("one of the files of the input folder"),
+        "{stderr}"
+    );
+
     assert_eq!(fs::read(&clip).unwrap(), before);
     assert!(!rows.exists());
 }

@@ -824,14 +824,18 @@ fn eval_matrix_sums_to_image_count() {
     assert!(recorded.evaluations[0].command.ends_with("--tta=crops"));
     assert_eq!(recorded.evaluations[0].images, 105);
 
-    // Output paths are checked before the evaluation, and never overwrite the model.
+    // Output paths are checked before the evaluation, and never overwrite the model or data.
     let weights = folder.path().join("model.safetensors");
     let missing = folder.path().join("no/report.json");
+    let data = folder.path().join("data.csv");
+    std::fs::copy(&sample, &data).unwrap();
     for (path, expected) in [
         (missing.as_path(), "its folder does not exist"),
         (weights.as_path(), "would overwrite the model"),
+        (data.as_path(), "would overwrite the model or the data"),
     ] {
         let mut words = words.to_vec();
+        words[3] = data.to_str().unwrap();
         words[8] = path.to_str().unwrap();
         let error = run_eval(&EvalCli::try_parse_from(words).unwrap().args).unwrap_err();
         let message = format!("{error:#}");

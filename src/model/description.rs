@@ -63,6 +63,9 @@ pub struct EvaluationRecord {
     pub macro_f1: f64,
     /// Command that measured it.
     pub command: String,
+    /// Fields added by hand or by a later version, kept when the file is rewritten.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Contents of a model's JSON description file.

@@ -240,14 +240,18 @@ impl Sampler {
             Sampling::EveryFrame => true,
             Sampling::EveryNth(step) => position.is_multiple_of(u64::from(step.max(1))),
             Sampling::PerSecond(rate) => {
+                let period = 1.0 / rate;
+                // Container times are rounded (Matroska's to the millisecond), so a frame a
+                // little before its due time still counts: at the video's own rate, every
+                // frame is kept.
+                let slack = period / 4.0;
                 let next = self.next_time.get_or_insert(frame.timestamp);
-                if frame.timestamp + 1e-9 < *next {
+                if frame.timestamp + slack < *next {
                     return false;
                 }
                 // Step from the due time, not the frame's, so the rate holds on average, over
                 // every period that has begun by this frame at once.
-                let period = 1.0 / rate;
-                let begun = ((frame.timestamp + 1e-9 - *next) / period).floor() + 1.0;
+                let begun = ((frame.timestamp + slack - *next) / period).floor() + 1.0;
                 *next += begun * period;
                 true
             }

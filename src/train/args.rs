@@ -429,8 +429,11 @@ impl TrainConfig {
                 ),
             ),
             (
-                args.threads.is_none_or(|n| n >= 1),
-                "--threads must be at least 1".to_owned(),
+                args.threads.is_none_or(|n| (1..=256).contains(&n)),
+                format!(
+                    "invalid --threads \"{}\": expected 1 to 256",
+                    args.threads.unwrap_or_default()
+                ),
             ),
         ];
         match checks.into_iter().find(|(ok, _)| !ok) {

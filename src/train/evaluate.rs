@@ -130,8 +130,8 @@ pub struct EvalReport {
 /// Invalid options, a model that does not load, unreadable data and unwritable outputs.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     if let Some(threads) = args.threads {
-        if threads == 0 {
-            return Err(usage!("--threads \"{threads}\" must be at least 1"));
+        if !(1..=256).contains(&threads) {
+            return Err(usage!("invalid --threads \"{threads}\": expected 1 to 256"));
         }
         super::set_threads(threads);
     }
@@ -189,14 +189,19 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
 /// Checks the --report and --heatmap paths before the evaluation, so that a wrong path is
 /// found before the work rather than after it, and keeps them off the model's own files.
 fn check_outputs(args: &EvalArgs, description: &ModelDescription) -> anyhow::Result<()> {
-    let model_files = [args.model.clone(), description.weights_path(&args.model)];
+    // The data too, when it is one CSV file.
+    let model_files = [
+        args.model.clone(),
+        description.weights_path(&args.model),
+        args.data.clone(),
+    ];
     let outputs = [("--report", &args.report), ("--heatmap", &args.heatmap)];
     for (option, path) in outputs {
         let Some(path) = path else { continue };
         check_output_path(path).with_context(|| format!("{option} {}", path.display()))?;
         if model_files.iter().any(|file| same_file(file, path)) {
             bail!(
-                "{option} {} would overwrite the model being evaluated",
+                "{option} {} would overwrite the model or the data being evaluated",
                 path.display()
             );
         }
@@ -277,6 +282,7 @@ fn record_in_description(args: &EvalArgs, report: &EvalReport) -> anyhow::Result
         accuracy: report.accuracy,
         macro_f1: report.macro_f1,
         command,
+        extra: Default::default(),
     });
     description.write(&args.model)?;
     println!("recorded in {}", args.model.display());

@@ -88,6 +88,7 @@ fn check_new_run_folder(out: &Path) -> anyhow::Result<()> {
         BEST_DESCRIPTION_FILE,
         BEST_WEIGHTS_FILE,
         EPOCH_LOG_FILE,
+        CURVES_FILE,
         TEACHER_FILE,
     ];
     if let Some(name) = run_files.iter().find(|name| out.join(name).exists()) {
@@ -104,6 +105,9 @@ fn check_new_run_folder(out: &Path) -> anyhow::Result<()> {
 fn resumed_args(args: &TrainArgs, folder: &Path) -> anyhow::Result<(TrainArgs, Option<RunState>)> {
     let mut state = RunState::read(folder)?;
     if let Some(data) = &args.data {
+        if !data.exists() {
+            bail!("--data {} does not exist", data.display());
+        }
         state.args.data = Some(data.clone());
     }
     if let Some(data) = state.args.data.as_ref().filter(|data| !data.exists()) {
