@@ -161,14 +161,14 @@ fn truncated_video_is_an_error_after_its_frames() {
 }
 
 #[test]
-fn pipe_input_is_read_whole_and_stops_on_request() {
+fn pipe_input_read_whole_and_stoppable() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = dir.path().join("pipe.ts");
-    let made = std::process::Command::new("mkfifo")
+    let created = std::process::Command::new("mkfifo")
         .arg(&pipe)
         .status()
         .unwrap();
-    assert!(made.success());
+    assert!(created.success());
 
     // MPEG-TS written into the pipe: no frame is dropped, since the writer waits for us.
     let feed = format!(

@@ -233,7 +233,7 @@ fn csv_malformed_rows_name_line_and_file() {
 }
 
 #[test]
-fn csv_usages_match_without_case_and_empty_files_are_named() {
+fn csv_usage_case_and_empty_files() {
     let folder = tempfile::tempdir().unwrap();
     let pixels = vec!["7"; 2304].join(" ");
     let path = folder.path().join("mixed.csv");

@@ -43,7 +43,7 @@ pub enum DatasetError {
     CsvHeader { path: PathBuf, got: Vec<String> },
 
     #[error(
-        "{} holds no faces: expected the header \"emotion,pixels,Usage\" and one row per face",
+        "{} contains no faces: expected the header \"emotion,pixels,Usage\" and one row per face",
         path.display()
     )]
     EmptyCsv { path: PathBuf },

@@ -149,7 +149,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let dataset = dataset::load_split(&args.data, &args.split)?.select_classes(classes);
     anyhow::ensure!(
         !dataset.is_empty(),
-        "split \"{}\" of {} holds no faces of the model's classes ({})",
+        "split \"{}\" of {} contains no faces of the model's classes ({})",
         args.split,
         args.data.display(),
         dataset::class_names(classes)

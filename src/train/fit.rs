@@ -69,7 +69,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     session.run()
 }
 
-/// Refuses an --out folder that is a file or already holds a run's files, which a new run
+/// Rejects an --out folder that is a file or already contains a run's files, which a new run
 /// would overwrite.
 fn check_new_run_folder(out: &Path) -> anyhow::Result<()> {
     if out.exists() && !out.is_dir() {
@@ -164,7 +164,7 @@ fn load_data(args: &TrainArgs) -> anyhow::Result<(Dataset, Dataset)> {
         val = val.stratified_sample(limit, args.seed);
     }
     if let Some(position) = train.class_counts().iter().position(|&count| count == 0) {
-        let given: Vec<&str> = [
+        let options_given: Vec<&str> = [
             ("--classes", args.classes.is_some()),
             ("--val-fraction", args.val_fraction.is_some()),
             ("--train-limit", args.train_limit.is_some()),
@@ -175,7 +175,7 @@ fn load_data(args: &TrainArgs) -> anyhow::Result<(Dataset, Dataset)> {
         bail!(
             "no training faces of class \"{}\" are left: check --data{}",
             train.classes[position],
-            given
+            options_given
                 .iter()
                 .map(|option| format!(", {option}"))
                 .collect::<String>()
