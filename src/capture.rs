@@ -305,6 +305,14 @@ impl CaptureError {
             CaptureError::Decode { .. } | CaptureError::DroppedFrame { .. }
         )
     }
+
+    /// Returns the file that could not be decoded, for errors about one file of a folder.
+    pub fn item_path(&self) -> Option<&Path> {
+        match self {
+            CaptureError::Decode { path, .. } => Some(path),
+            _ => None,
+        }
+    }
 }
 
 fn extension_list() -> String {

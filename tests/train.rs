@@ -638,6 +638,15 @@ fn resume_checks_the_saved_run() {
         (tch::Kind::Int64, Device::Cpu),
     ));
 
+    // Other data under the run's data name is refused: here the first 100 rows alone.
+    let whole = std::fs::read_to_string(&sample).unwrap();
+    let fewer: Vec<&str> = whole.lines().take(101).collect();
+    std::fs::write(&sample, fewer.join("\n") + "\n").unwrap();
+    let message = format!("{:#}", resume(&[]).unwrap_err());
+    assert!(message.contains("differs from the data"), "{message}");
+    assert!(message.contains("70 training faces"), "{message}");
+    std::fs::write(&sample, &whole).unwrap();
+
     // Moved data is named in the message, and --data gives its new place.
     let moved = data.path().join("moved.csv");
     std::fs::rename(&sample, &moved).unwrap();

@@ -4,6 +4,7 @@
 //! live sources, and for files played in real time, the decode stage drops a frame rather than
 //! wait, so that what is shown never falls behind the camera.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ pub(super) enum Work<F> {
     /// One unreadable item of a source (a bad file in a folder); the source goes on.
     InputError {
         source: usize,
+        /// The file that could not be read, when the source is made of files.
+        item: Option<PathBuf>,
         message: String,
     },
     /// A source that could not be opened or broke off.
@@ -127,6 +130,7 @@ fn decode_source(
                 let work = if error.is_recoverable() {
                     Work::InputError {
                         source: index,
+                        item: error.item_path().map(PathBuf::from),
                         message,
                     }
                 } else {
@@ -296,7 +300,15 @@ pub(super) fn run_detect(
                     frame: detected,
                 }
             }
-            Work::InputError { source, message } => Work::InputError { source, message },
+            Work::InputError {
+                source,
+                item,
+                message,
+            } => Work::InputError {
+                source,
+                item,
+                message,
+            },
             Work::SourceFailed { source, message } => Work::SourceFailed { source, message },
             Work::End => Work::End,
         };
@@ -501,12 +513,17 @@ impl ClassifyStage {
                 }
                 let _ = self.events.send(PipelineEvent::Frame(Box::new(report)));
             }
-            Work::InputError { source, message } => {
-                self.record_error(config, state, source, &message)?;
+            Work::InputError {
+                source,
+                item,
+                message,
+            } => {
+                let label = item.map(|path| path.display().to_string());
+                self.record_error(config, state, source, label, &message)?;
                 let _ = self.events.send(PipelineEvent::InputError(message));
             }
             Work::SourceFailed { source, message } => {
-                self.record_error(config, state, source, &message)?;
+                self.record_error(config, state, source, None, &message)?;
                 // The live monitor has nothing left to show without its one input.
                 if config.stop_on_source_failure && state.frames_seen == 0 {
                     return Err(message);
@@ -525,13 +542,14 @@ impl ClassifyStage {
         config: &PipelineConfig,
         state: &mut ClassifyState,
         source: usize,
+        item: Option<String>,
         message: &str,
     ) -> Result<(), String> {
         // The event reader reports the error to the user, so the log line is for the log file.
         tracing::info!("input error: {message}");
         state.summaries[source].add_error();
         if let Some(recorder) = &mut self.recorder {
-            let label = source_label(&config.sources[source]);
+            let label = item.unwrap_or_else(|| source_label(&config.sources[source]));
             state.check_written(recorder.write_input_error(&label, message))?;
         }
         Ok(())

@@ -257,7 +257,11 @@ impl Session {
         let class_weights = config
             .class_weights
             .then(|| balanced_weights(&train).to_device(device));
-        let state = fresh_state(&args, &config);
+        let mut state = fresh_state(&args, &config);
+        state.data = Some(DataCounts {
+            train: train.class_counts(),
+            validation: val.class_counts(),
+        });
         Ok(Session {
             args,
             config,
@@ -275,6 +279,13 @@ impl Session {
             teacher,
             state,
         })
+    }
+
+    fn data_counts(&self) -> DataCounts {
+        DataCounts {
+            train: self.train.class_counts(),
+            validation: self.val.class_counts(),
+        }
     }
 
     /// Loads the checkpoint of a resumed run and takes over its counters.
@@ -316,8 +327,19 @@ impl Session {
                 average.restore(&tensors, state.averaged_epochs, &path)?;
             }
         }
+        let counts = self.data_counts();
+        if let Some(saved) = state.data.as_ref().filter(|&saved| *saved != counts) {
+            bail!(
+                "the data found now ({}) differs from the data run {} started on ({}): pass the \
+                 --data it was trained on, or start a new run",
+                describe_counts(&counts),
+                self.out.display(),
+                describe_counts(saved)
+            );
+        }
         self.state = RunState {
             config: self.config.clone(),
+            data: Some(counts),
             ..state
         };
         Ok(())
@@ -687,8 +709,24 @@ fn fresh_state(args: &TrainArgs, config: &TrainConfig) -> RunState {
         averaged_epochs: 0,
         args: args.clone(),
         config: config.clone(),
+        data: None,
         history: Vec::new(),
     }
+}
+
+/// Formats the face counts of a training and a validation set, in all and per class, e.g.
+/// "20 training faces (10, 10) and 6 for validation (3, 3)".
+fn describe_counts(counts: &DataCounts) -> String {
+    let describe = |per_class: &[usize], what: &str| {
+        let total: usize = per_class.iter().sum();
+        let parts: Vec<String> = per_class.iter().map(usize::to_string).collect();
+        format!("{total} {what} ({})", parts.join(", "))
+    };
+    format!(
+        "{} and {}",
+        describe(&counts.train, "training faces"),
+        describe(&counts.validation, "for validation")
+    )
 }
 
 /// Returns per-class loss weights proportional to 1/sqrt(class frequency), scaled so that

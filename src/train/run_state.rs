@@ -62,7 +62,18 @@ pub struct RunState {
     pub averaged_epochs: usize,
     pub args: TrainArgs,
     pub config: TrainConfig,
+    /// Faces per class in the training and validation sets, so that a resumed run can tell
+    /// that its --data is the data it started on. Runs saved before this was kept lack it.
+    #[serde(default)]
+    pub data: Option<DataCounts>,
     pub history: Vec<EpochRecord>,
+}
+
+/// Faces per class, in the order of the model's classes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataCounts {
+    pub train: Vec<usize>,
+    pub validation: Vec<usize>,
 }
 
 impl RunState {
