@@ -326,7 +326,7 @@ fn measure_classifier(
         }
         let name = format!(
             "classify {}, batch {batch} (per face)",
-            classifier.precision()
+            classifier.precision_for(batch, Tta::Off)
         );
         let baseline = baseline.map(|_| Latency::from_samples(&baseline_times));
         push(report, &name, Latency::from_samples(&times), baseline);
@@ -342,7 +342,7 @@ fn measure_classifier(
         }
         let name = format!(
             "classify {}, batch 1, {tta} TTA ({} views)",
-            classifier.precision(),
+            classifier.precision_for(1, tta),
             tta.view_count()
         );
         push(report, &name, Latency::from_samples(&times), None);
@@ -588,6 +588,11 @@ pub fn render_table(report: &BenchReport) -> String {
             stage.name, stage.value.median_ms, stage.value.p95_ms, baseline, ratio
         );
     }
+    let _ = writeln!(
+        text,
+        "baseline: detection at full resolution for the detect and follow rows, the same model \
+         in f32 for the classify rows"
+    );
     let speedup = if report.baseline_fps > 0.0 {
         report.headless_fps / report.baseline_fps
     } else {

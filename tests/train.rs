@@ -244,6 +244,14 @@ fn csv_usage_case_and_empty_files() {
     let training = dataset::load_split(&path, "TRAINING").unwrap();
     assert_eq!(training.labels, vec![3, 4]);
 
+    // A misspelt Usage is a split of its own, named among those left unread.
+    let misspelt = folder.path().join("misspelt.csv");
+    let text = format!("emotion,pixels,Usage\n3,{pixels},Training\n4,{pixels},Trainingx\n");
+    std::fs::write(&misspelt, text).unwrap();
+    let loaded = dataset::load_splits(&misspelt, &["Training"]).unwrap();
+    assert_eq!(loaded.datasets[0].labels, vec![3]);
+    assert_eq!(loaded.unused, vec!["Trainingx (1 face)"]);
+
     for (name, text) in [("empty.csv", ""), ("header.csv", "emotion,pixels,Usage\n")] {
         let path = folder.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -585,6 +593,10 @@ fn resume_checks_the_saved_run() {
     let mut args = quick_run(run.path(), &options);
     args.data = Some(sample.clone());
     train(&args);
+    let best = std::fs::read_to_string(run.path().join("best.json")).unwrap();
+    let best: serde_json::Value = serde_json::from_str(&best).unwrap();
+    let selection = best["training"]["selection_split"].as_str().unwrap();
+    assert!(selection.contains("--val-limit 35"), "{selection}");
     let resume = |extra: &[&str]| {
         let words = [
             &["--resume", run.path().to_str().unwrap(), "--epochs", "2"],
@@ -986,6 +998,10 @@ fn load_rejects_mismatched_tensors() {
         "narrow.safetensors",
         |e| matches!(e, ModelError::TensorShape { expected, got, .. } if expected != got),
     );
+    let message = Classifier::load(&narrow, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("moodnet architecture"), "{message}");
 
     // Three-class weights under a seven-class description.
     let three = write_model(

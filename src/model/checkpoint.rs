@@ -166,6 +166,7 @@ pub fn validate_weights(
             return Err(ModelError::TensorShape {
                 path: path.to_owned(),
                 name: name.clone(),
+                architecture: architecture.to_string(),
                 expected: expected[name].clone(),
                 got: entry.shape.clone(),
             });

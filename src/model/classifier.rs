@@ -154,10 +154,8 @@ impl Classifier {
     pub fn probabilities(&self, pixels: &Tensor, tta: Tta) -> Result<Tensor, ModelError> {
         let normalisation = self.description.normalisation;
         let faces = pixels.size().first().copied().unwrap_or(0) as usize;
-        let (network, kind) = match &self.batch_network {
-            Some(batch_network) if faces * tta.view_count() >= BF16_MIN_BATCH => {
-                (batch_network, Kind::BFloat16)
-            }
+        let (network, kind) = match (&self.batch_network, self.precision_for(faces, tta)) {
+            (Some(batch_network), Precision::Bf16) => (batch_network, Kind::BFloat16),
             _ => (&self.network, self.kind),
         };
         predict_probabilities(network, normalisation, (self.device, kind), pixels, tta)
@@ -200,6 +198,16 @@ impl Classifier {
     /// Returns the number format the network computes in.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Returns the number format used for a batch of `faces` faces with `tta` views each:
+    /// under [`Precision::Bf16Batches`], bfloat16 for large batches and f32 for small ones.
+    pub fn precision_for(&self, faces: usize, tta: Tta) -> Precision {
+        match self.precision {
+            Precision::Bf16Batches if faces * tta.view_count() >= BF16_MIN_BATCH => Precision::Bf16,
+            Precision::Bf16Batches => Precision::F32,
+            precision => precision,
+        }
     }
 
     /// Returns the architecture of the loaded network.

@@ -76,12 +76,15 @@ pub enum ModelError {
 
     /// A tensor has another shape than the architecture needs.
     #[error(
-        "tensor \"{name}\" in {} has shape {got:?}, expected {expected:?}",
+        "tensor \"{name}\" in {} has shape {got:?}, expected {expected:?} for the \
+         {architecture} architecture: does the description name the architecture the weights \
+         were trained with?",
         path.display()
     )]
     TensorShape {
         path: PathBuf,
         name: String,
+        architecture: String,
         expected: Vec<i64>,
         got: Vec<i64>,
     },

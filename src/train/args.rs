@@ -429,6 +429,14 @@ impl TrainConfig {
                 ),
             ),
             (
+                args.train_limit.is_none_or(|limit| limit >= 1),
+                "--train-limit must be at least 1".to_owned(),
+            ),
+            (
+                args.val_limit.is_none_or(|limit| limit >= 1),
+                "--val-limit must be at least 1".to_owned(),
+            ),
+            (
                 args.threads.is_none_or(|n| (1..=256).contains(&n)),
                 format!(
                     "invalid --threads \"{}\": expected 1 to 256",

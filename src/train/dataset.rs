@@ -224,31 +224,69 @@ pub fn parse_classes(text: &str) -> Result<Vec<Emotion>, DatasetError> {
 ///
 /// [`DatasetError::SplitNotFound`] when the split is absent, and the readers' errors.
 pub fn load_split(path: &Path, split: &str) -> Result<Dataset, DatasetError> {
-    let mut splits = if path.is_file() {
-        read_csv(path)?
-    } else {
-        BTreeMap::new()
+    let mut loaded = load_splits(path, &[split])?;
+    Ok(loaded.datasets.remove(0))
+}
+
+/// Splits read from one data set, and the ones left unread.
+#[derive(Debug)]
+pub struct LoadedSplits {
+    /// The requested splits, in the order requested.
+    pub datasets: Vec<Dataset>,
+    /// The other splits, each as its name, with its face count for a CSV file.
+    pub unused: Vec<String>,
+}
+
+/// Loads several splits of a data set, reading a CSV file once, and names the splits left
+/// out, so that a misspelt Usage in a CSV row does not go unnoticed.
+///
+/// # Errors
+///
+/// [`DatasetError::SplitNotFound`] when a split is absent, and the readers' errors.
+pub fn load_splits(path: &Path, names: &[&str]) -> Result<LoadedSplits, DatasetError> {
+    let not_found = |split: &str, available: Vec<String>| DatasetError::SplitNotFound {
+        path: path.to_owned(),
+        split: split.to_owned(),
+        available,
     };
     if path.is_file() {
-        let key = splits
-            .keys()
-            .find(|key| key.eq_ignore_ascii_case(split))
-            .cloned();
-        return key.and_then(|key| splits.remove(&key)).ok_or_else(|| {
-            DatasetError::SplitNotFound {
-                path: path.to_owned(),
-                split: split.to_owned(),
-                available: splits.keys().cloned().collect(),
-            }
-        });
+        let mut splits = read_csv(path)?;
+        let available: Vec<String> = splits.keys().cloned().collect();
+        let mut datasets = Vec::new();
+        for name in names {
+            let key = available
+                .iter()
+                .find(|key| key.eq_ignore_ascii_case(name))
+                .ok_or_else(|| not_found(name, available.clone()))?;
+            // The same split may be asked for twice, so the map keeps it.
+            let dataset = &splits[key];
+            datasets.push(Dataset {
+                images: dataset.images.shallow_clone(),
+                labels: dataset.labels.clone(),
+                classes: dataset.classes.clone(),
+            });
+        }
+        splits.retain(|key, _| !names.iter().any(|name| key.eq_ignore_ascii_case(name)));
+        let unused = splits
+            .iter()
+            .map(|(key, dataset)| match dataset.len() {
+                1 => format!("{key} (1 face)"),
+                count => format!("{key} ({count} faces)"),
+            })
+            .collect();
+        return Ok(LoadedSplits { datasets, unused });
     }
-    let folder =
-        find_entry_ignoring_case(path, split)?.ok_or_else(|| DatasetError::SplitNotFound {
-            path: path.to_owned(),
-            split: split.to_owned(),
-            available: folder_names(path).unwrap_or_default(),
-        })?;
-    read_class_folders(&folder)
+    let mut datasets = Vec::new();
+    for name in names {
+        let folder = find_entry_ignoring_case(path, name)?
+            .ok_or_else(|| not_found(name, folder_names(path).unwrap_or_default()))?;
+        datasets.push(read_class_folders(&folder)?);
+    }
+    let unused = folder_names(path)?
+        .into_iter()
+        .filter(|folder| !names.iter().any(|name| folder.eq_ignore_ascii_case(name)))
+        .collect();
+    Ok(LoadedSplits { datasets, unused })
 }
 
 fn find_entry_ignoring_case(folder: &Path, name: &str) -> Result<Option<PathBuf>, DatasetError> {

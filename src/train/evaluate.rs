@@ -206,6 +206,16 @@ fn check_outputs(args: &EvalArgs, description: &ModelDescription) -> anyhow::Res
             );
         }
     }
+    let is_png = |path: &Path| {
+        path.extension()
+            .is_some_and(|extension| extension.eq_ignore_ascii_case("png"))
+    };
+    if let Some(heatmap) = args.heatmap.as_deref().filter(|path| !is_png(path)) {
+        return Err(crate::cli::usage!(
+            "--heatmap {}: the heat map is a PNG, so its name must end in .png",
+            heatmap.display()
+        ));
+    }
     if let (Some(report), Some(heatmap)) = (&args.report, &args.heatmap) {
         if report == heatmap || same_file(report, heatmap) {
             bail!(

@@ -148,10 +148,24 @@ fn load_data(args: &TrainArgs) -> anyhow::Result<(Dataset, Dataset)> {
         .map(dataset::parse_classes)
         .transpose()
         .map_err(|error| crate::cli::usage!("{error}"))?;
-    let training = dataset::load_split(data, &args.train_split)?;
     let (mut train, mut val) = match args.val_fraction {
-        Some(fraction) => training.stratified_split(fraction, args.seed),
-        None => (training, dataset::load_split(data, &args.val_split)?),
+        Some(fraction) => {
+            let mut loaded = dataset::load_splits(data, &[&args.train_split])?;
+            report_unused(data, &loaded.unused);
+            loaded
+                .datasets
+                .remove(0)
+                .stratified_split(fraction, args.seed)
+        }
+        None => {
+            let loaded = dataset::load_splits(data, &[&args.train_split, &args.val_split])?;
+            report_unused(data, &loaded.unused);
+            let [train, val]: [Dataset; 2] = loaded
+                .datasets
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("expected two splits of {}", data.display()))?;
+            (train, val)
+        }
     };
     if let Some(classes) = &classes {
         train = train.select_classes(classes);
@@ -185,6 +199,18 @@ fn load_data(args: &TrainArgs) -> anyhow::Result<(Dataset, Dataset)> {
         bail!("no validation faces: check --val-split or --val-fraction");
     }
     Ok((train, val))
+}
+
+/// Names the splits of the data that the run leaves out.
+fn report_unused(data: &Path, unused: &[String]) {
+    if !unused.is_empty() {
+        println!(
+            "not used from {}: {} (the run reads --train-split, and --val-split unless \
+             --val-fraction is given)",
+            data.display(),
+            unused.join(", ")
+        );
+    }
 }
 
 /// One training run in memory.
@@ -348,8 +374,9 @@ impl Session {
     fn run(&mut self) -> anyhow::Result<()> {
         if self.state.epoch >= self.config.epochs && !self.state.stopped_early {
             println!(
-                "the run has already finished its {} epochs: pass a larger --epochs to train on",
-                self.config.epochs
+                "the run has already reached epoch {} (--epochs {}): pass --epochs above {} to \
+                 train on",
+                self.state.epoch, self.config.epochs, self.state.epoch
             );
         }
         let schedule = self.step_schedule();
@@ -357,6 +384,7 @@ impl Session {
             let epoch = self.state.epoch + 1;
             let started = Instant::now();
             let (train_loss, train_accuracy) = self.train_epoch(epoch, &schedule)?;
+            let spinner = validation_spinner(epoch, self.config.epochs, self.val.len());
             let last = evaluate_network(
                 &self.network,
                 self.config.normalisation,
@@ -368,6 +396,7 @@ impl Session {
                 Some(averaged) => (averaged, Some(last.matrix.accuracy())),
                 None => (last, None),
             };
+            spinner.finish_and_clear();
             let seconds = started.elapsed().as_secs_f64();
             let record = EpochRecord {
                 epoch,
@@ -597,13 +626,19 @@ impl Session {
             .as_deref()
             .map(|path| path.display().to_string())
             .unwrap_or_default();
-        let selection_split = match self.args.val_fraction {
+        let mut selection_split = match self.args.val_fraction {
             Some(fraction) => format!(
                 "stratified {fraction} of {} (seed {})",
                 self.args.train_split, self.args.seed
             ),
             None => self.args.val_split.clone(),
         };
+        if let Some(limit) = self.args.val_limit {
+            selection_split.push_str(&format!(
+                ", a stratified sample of {} faces (--val-limit {limit})",
+                self.val.len()
+            ));
+        }
         TrainingRecord {
             data: format!("FER-2013 from {data}, {} training faces", self.train.len()),
             train_split: self.args.train_split.clone(),
@@ -779,6 +814,22 @@ fn load_initial_weights(
         train.classes.len(),
     )?;
     Ok(())
+}
+
+/// Creates a spinner on stderr for the validation after an epoch, which takes tens of
+/// seconds on the CPU for the reference network. Hidden when stderr is not a terminal.
+fn validation_spinner(epoch: usize, epochs: usize, faces: usize) -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    if !std::io::stderr().is_terminal() {
+        spinner.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{prefix} {spinner} {msg} ({elapsed})")
+        .expect("the template is valid");
+    spinner.set_style(style);
+    spinner.set_prefix(format!("epoch {epoch}/{epochs}"));
+    spinner.set_message(format!("validating on {faces} faces"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    spinner
 }
 
 /// Creates a progress bar on stderr, hidden when stderr is not a terminal.
