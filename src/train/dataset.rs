@@ -276,25 +276,20 @@ pub fn load_splits(path: &Path, names: &[&str]) -> Result<LoadedSplits, DatasetE
             .collect();
         return Ok(LoadedSplits { datasets, unused });
     }
+    let available = folder_names(path)?;
     let mut datasets = Vec::new();
     for name in names {
-        let folder = find_entry_ignoring_case(path, name)?
-            .ok_or_else(|| not_found(name, folder_names(path).unwrap_or_default()))?;
-        datasets.push(read_class_folders(&folder)?);
+        let folder = available
+            .iter()
+            .find(|folder| folder.eq_ignore_ascii_case(name))
+            .ok_or_else(|| not_found(name, available.clone()))?;
+        datasets.push(read_class_folders(&path.join(folder))?);
     }
-    let unused = folder_names(path)?
+    let unused = available
         .into_iter()
         .filter(|folder| !names.iter().any(|name| folder.eq_ignore_ascii_case(name)))
         .collect();
     Ok(LoadedSplits { datasets, unused })
-}
-
-fn find_entry_ignoring_case(folder: &Path, name: &str) -> Result<Option<PathBuf>, DatasetError> {
-    let names = folder_names(folder)?;
-    Ok(names
-        .into_iter()
-        .find(|entry| entry.eq_ignore_ascii_case(name))
-        .map(|entry| folder.join(entry)))
 }
 
 /// Lists the sub-folder names of a folder, sorted.

@@ -283,11 +283,7 @@ impl Session {
         let class_weights = config
             .class_weights
             .then(|| balanced_weights(&train).to_device(device));
-        let mut state = fresh_state(&args, &config);
-        state.data = Some(DataCounts {
-            train: train.class_counts(),
-            validation: val.class_counts(),
-        });
+        let state = fresh_state(&args, &config, data_counts(&train, &val));
         Ok(Session {
             args,
             config,
@@ -305,13 +301,6 @@ impl Session {
             teacher,
             state,
         })
-    }
-
-    fn data_counts(&self) -> DataCounts {
-        DataCounts {
-            train: self.train.class_counts(),
-            validation: self.val.class_counts(),
-        }
     }
 
     /// Loads the checkpoint of a resumed run and takes over its counters.
@@ -353,7 +342,7 @@ impl Session {
                 average.restore(&tensors, state.averaged_epochs, &path)?;
             }
         }
-        let counts = self.data_counts();
+        let counts = data_counts(&self.train, &self.val);
         if let Some(saved) = state.data.as_ref().filter(|&saved| *saved != counts) {
             bail!(
                 "the data found now ({}) differs from the data run {} started on ({}): pass the \
@@ -724,7 +713,7 @@ fn adam_config(config: &TrainConfig) -> AdamConfig {
     }
 }
 
-fn fresh_state(args: &TrainArgs, config: &TrainConfig) -> RunState {
+fn fresh_state(args: &TrainArgs, config: &TrainConfig, data: DataCounts) -> RunState {
     RunState {
         epoch: 0,
         step: 0,
@@ -744,8 +733,16 @@ fn fresh_state(args: &TrainArgs, config: &TrainConfig) -> RunState {
         averaged_epochs: 0,
         args: args.clone(),
         config: config.clone(),
-        data: None,
+        data: Some(data),
         history: Vec::new(),
+    }
+}
+
+/// Returns the faces per class of the training and validation sets.
+fn data_counts(train: &Dataset, val: &Dataset) -> DataCounts {
+    DataCounts {
+        train: train.class_counts(),
+        validation: val.class_counts(),
     }
 }
 
