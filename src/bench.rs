@@ -304,17 +304,21 @@ fn measure_classifier(
     report: &mut BenchReport,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(!crops.is_empty(), "no face found in the measured frames");
-    for batch in [1usize, 8, 32] {
+    let mut rows = vec![(1usize, Tta::Off), (8, Tta::Off), (32, Tta::Off)];
+    if tta != Tta::Off {
+        rows.push((1, tta));
+    }
+    for (batch, views) in rows {
         let faces: Vec<GrayImage> = crops.iter().cycle().take(batch).cloned().collect();
         let time = |model: &Classifier, times: &mut Vec<Duration>| -> anyhow::Result<()> {
             let started = Instant::now();
-            model.classify(&faces)?;
+            model.classify_with(&faces, views)?;
             times.push(started.elapsed() / batch as u32);
             Ok(())
         };
-        classifier.classify(&faces)?;
+        classifier.classify_with(&faces, views)?;
         if let Some(baseline) = baseline {
-            baseline.classify(&faces)?;
+            baseline.classify_with(&faces, views)?;
         }
         let mut times = Vec::with_capacity(repeats);
         let mut baseline_times = Vec::with_capacity(repeats);
@@ -324,28 +328,16 @@ fn measure_classifier(
                 time(baseline, &mut baseline_times)?;
             }
         }
-        let name = format!(
-            "classify {}, batch {batch} (per face)",
-            classifier.precision_for(batch, Tta::Off)
-        );
+        let precision = classifier.precision_for(batch, views);
+        let name = match views {
+            Tta::Off => format!("classify {precision}, batch {batch} (per face)"),
+            views => format!(
+                "classify {precision}, batch {batch}, {views} TTA ({} views)",
+                views.view_count()
+            ),
+        };
         let baseline = baseline.map(|_| Latency::from_samples(&baseline_times));
         push(report, &name, Latency::from_samples(&times), baseline);
-    }
-    if tta != Tta::Off {
-        let face = &crops[..1];
-        classifier.classify_with(face, tta)?;
-        let mut times = Vec::with_capacity(repeats);
-        for _ in 0..repeats.max(1) {
-            let started = Instant::now();
-            classifier.classify_with(face, tta)?;
-            times.push(started.elapsed());
-        }
-        let name = format!(
-            "classify {}, batch 1, {tta} TTA ({} views)",
-            classifier.precision_for(1, tta),
-            tta.view_count()
-        );
-        push(report, &name, Latency::from_samples(&times), None);
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ pub struct Classifier {
     /// The network for single faces and small batches, with the element type of its weights.
     network: Network,
     kind: Kind,
-    /// A bfloat16 copy for batches of at least [`BF16_MIN_BATCH`] faces, under
+    /// A bfloat16 copy for batches of at least [`BF16_MIN_BATCH`] views, under
     /// [`Precision::Bf16Batches`].
     batch_network: Option<Network>,
     description: ModelDescription,
@@ -201,7 +201,7 @@ impl Classifier {
     }
 
     /// Returns the number format used for a batch of `faces` faces with `tta` views each:
-    /// under [`Precision::Bf16Batches`], bfloat16 for large batches and f32 for small ones.
+    /// under [`Precision::Bf16Batches`], bfloat16 for two or more views in all and f32 for one.
     pub fn precision_for(&self, faces: usize, tta: Tta) -> Precision {
         match self.precision {
             Precision::Bf16Batches if faces * tta.view_count() >= BF16_MIN_BATCH => Precision::Bf16,

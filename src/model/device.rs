@@ -97,15 +97,16 @@ pub enum PrecisionRequest {
 pub enum Precision {
     F32,
     Bf16,
-    /// bfloat16 for batches of at least [`BF16_MIN_BATCH`] faces, 32-bit floats for smaller
-    /// ones, where bfloat16 measured slower.
+    /// bfloat16 for batches of at least [`BF16_MIN_BATCH`] views (faces times TTA views), and
+    /// 32-bit floats for a single view, where bfloat16 gains little and rounds more.
     Bf16Batches,
 }
 
-/// Smallest batch that [`Precision::Bf16Batches`] runs in bfloat16. On the Xeon the project
-/// is measured on, bfloat16 took 1.1 to 1.2 times as long as f32 at batch 1 and 0.55 to 0.6
-/// times as long at batch 8 (estimates from `moodscope bench` on a shared machine).
-pub const BF16_MIN_BATCH: usize = 4;
+/// Smallest batch of views that [`Precision::Bf16Batches`] runs in bfloat16. On the Xeon the
+/// project is measured on, with the weights and activations stored channels-last, bfloat16
+/// took 0.92 times as long as f32 for one face, 0.57 times for one face with its mirror
+/// image and 0.44 times at batch 8 (`moodscope bench --tta --threads 2`, one run).
+pub const BF16_MIN_BATCH: usize = 2;
 
 impl fmt::Display for Precision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -319,7 +319,8 @@ impl MoodNet {
                         .as_ref()
                         .map_or_else(|| bn.running_var.zeros_like(), Tensor::shallow_clone);
                     let scale = gamma / (&bn.running_var + MOODNET_BATCH_NORM_EPS).sqrt();
-                    let weight = (&conv.ws * scale.view([-1, 1, 1, 1])).to_kind(kind);
+                    let weight =
+                        channels_last(&(&conv.ws * scale.view([-1, 1, 1, 1])).to_kind(kind));
                     let bias = (beta - &bn.running_mean * &scale).to_kind(kind);
                     (weight, bias)
                 })
@@ -360,6 +361,11 @@ impl ModuleT for MoodNet {
     }
 }
 
+/// Returns a copy of a `[N, C, H, W]` tensor with the channels innermost in memory (NHWC).
+fn channels_last(xs: &Tensor) -> Tensor {
+    xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
 /// Moodnet with its batch norms folded into its convolutions, for inference only.
 #[derive(Debug)]
 pub struct FoldedMoodNet {
@@ -371,7 +377,7 @@ pub struct FoldedMoodNet {
 
 impl ModuleT for FoldedMoodNet {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let mut xs = xs.shallow_clone();
+        let mut xs = channels_last(xs);
         for (index, (weight, bias)) in self.convs.iter().enumerate() {
             xs = xs
                 .conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1)
