@@ -82,8 +82,8 @@ pub fn resolve_device(request: DeviceRequest) -> Result<tch::Device, ModelError>
 /// The number format requested for inference.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrecisionRequest {
-    /// bfloat16 for batches of faces on a CPU with AVX-512 bfloat16 instructions, 32-bit floats
-    /// otherwise.
+    /// bfloat16 for batches of two or more views on a CPU with AVX-512 bfloat16 instructions,
+    /// 32-bit floats otherwise.
     #[default]
     Auto,
     /// 32-bit floats.
@@ -103,9 +103,10 @@ pub enum Precision {
 }
 
 /// Smallest batch of views that [`Precision::Bf16Batches`] runs in bfloat16. On the Xeon the
-/// project is measured on, with the weights and activations stored channels-last, bfloat16
-/// took 0.92 times as long as f32 for one face, 0.57 times for one face with its mirror
-/// image and 0.44 times at batch 8 (`moodscope bench --tta --threads 2`, one run).
+/// project is measured on, with the weights and activations stored channels-last, `moodscope
+/// bench --threads 2` timed bfloat16 at 0.61 times f32 for one face with its mirror image and
+/// 0.45 times at batch 8. For one face alone it took 0.92 times f32 in a `--precision bf16`
+/// run, too small a gain to give up f32's exact results.
 pub const BF16_MIN_BATCH: usize = 2;
 
 impl fmt::Display for Precision {

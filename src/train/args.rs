@@ -232,8 +232,8 @@ pub struct EvalArgs {
     #[arg(long, default_value = "cpu", value_parser = device_value)]
     pub device: String,
 
-    /// Number format of the network: f32, bf16, or auto (bf16 on a CPU with AVX-512 bfloat16
-    /// instructions). Recorded results are always measured in f32
+    /// Number format of the network: f32, bf16, or auto (bf16 for two or more views on a CPU
+    /// with AVX-512 bfloat16 instructions). Recorded results are always measured in f32
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: PrecisionRequest,
 
