@@ -110,9 +110,9 @@ pub struct InferenceArgs {
     /// of their own, so more than one rarely helps on a small machine.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: u32,
-    /// Number format of the network: auto (on a CPU with AVX-512 bfloat16 instructions, bf16
-    /// whenever a batch holds two or more views, such as one face with mirror TTA; f32
-    /// otherwise), f32 or bf16.
+    /// Number format of the network: auto (bf16 for batches of two or more views, such as one
+    /// face with mirror TTA, on a CPU with AVX-512 bfloat16 instructions, and f32 otherwise),
+    /// f32 or bf16.
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: PrecisionRequest,
     #[command(flatten)]
